@@ -1,0 +1,27 @@
+"""floorchannels: realtime signals between Django and browser windows, on Django Channels."""
+
+from .dispatch import acall, call
+from .permissions import everyone, has_perm, is_authenticated, is_staff, is_superuser, server_side
+from .registry import signal
+from .targets import BROADCAST, SERVER, USER, WINDOW
+from .windows import WindowInfo, window_key
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BROADCAST",
+    "SERVER",
+    "USER",
+    "WINDOW",
+    "WindowInfo",
+    "acall",
+    "call",
+    "everyone",
+    "has_perm",
+    "is_authenticated",
+    "is_staff",
+    "is_superuser",
+    "server_side",
+    "signal",
+    "window_key",
+]

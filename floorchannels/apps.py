@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+
+class FloorchannelsConfig(AppConfig):
+    name = "floorchannels"
+    verbose_name = "floorchannels"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system checks
+        from .conf import fc_settings
+
+        # Import <app>.signals everywhere so web and worker processes know the same signals.
+        if fc_settings.AUTODISCOVER:
+            autodiscover_modules(fc_settings.AUTODISCOVER)

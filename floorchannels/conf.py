@@ -1,0 +1,57 @@
+"""Every floorchannels setting, read in one place, with its default.
+
+Projects set a single dict, ``settings.FLOORCHANNELS``; anything left out takes the default
+below. Values are read on each access through :data:`fc_settings`, so
+``override_settings(FLOORCHANNELS=...)`` in tests takes effect at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Path of the websocket endpoint, as given to django.urls.path().
+    "URL": "ws/floorchannels/",
+    # Alias in CHANNEL_LAYERS used for groups and worker queues.
+    "CHANNEL_LAYER": "default",
+    # Lifetime of a window key, in seconds (12 h). The server sends a fresh key over the
+    # socket once REFRESH_AFTER of that lifetime has passed.
+    "WINDOW_KEY_MAX_AGE": 12 * 3600,
+    "WINDOW_KEY_REFRESH_AFTER": 0.75,
+    # Seconds a new socket has to send its hello frame.
+    "HELLO_TIMEOUT": 10.0,
+    # Seconds between client pings, announced in the welcome frame.
+    "HEARTBEAT": 25.0,
+    # Seconds a browser-called handler may run before the call is answered with `timeout`.
+    "CALL_TIMEOUT": 30.0,
+    # Calls a single window may have running at once; further calls wait their turn.
+    "MAX_CONCURRENT_CALLS": 8,
+    # Prefix of the worker channels: a signal with queue="slow" is sent to the channel
+    # "floorchannels.slow", served by `manage.py runworker floorchannels.slow`.
+    "QUEUE_PREFIX": "floorchannels.",
+    # Run queued signals inside the web process. None means "only when the channel layer
+    # is the in-memory one", where no separate worker could see the queue anyway.
+    "RUN_QUEUES_IN_PROCESS": None,
+    # Seconds between sweeps that forget groups no local socket uses any more.
+    "GROUP_SWEEP_INTERVAL": 30.0,
+    # Seconds between re-adding this process's group memberships, which keeps them alive
+    # past the layer's group_expiry (channels-redis: 1 day).
+    "GROUP_REFRESH_INTERVAL": 3600.0,
+    # Modules named so in every installed app are imported at start-up.
+    "AUTODISCOVER": "signals",
+}
+
+
+class Settings:
+    """Attribute access to ``settings.FLOORCHANNELS`` merged over :data:`DEFAULTS`."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown floorchannels setting {name!r}")
+        user = getattr(settings, "FLOORCHANNELS", None) or {}
+        return user.get(name, DEFAULTS[name])
+
+
+fc_settings = Settings()

@@ -1,0 +1,260 @@
+"""The websocket consumer: one instance per browser window.
+
+It is a plain ASGI application rather than a Channels ``AsyncConsumer``: it needs no layer
+channel of its own (the process's :class:`~floorchannels.hub.Hub` receives group messages
+for every socket), which saves a layer round trip, a task and a JSON encoding per socket per
+message. It follows docs/protocol.md: hello → welcome, then calls, pings and signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from channels.db import DatabaseSyncToAsync
+
+from . import metrics, permissions, protocol
+from .arguments import InvalidArguments
+from .conf import fc_settings
+from .dispatch import enqueue
+from .hub import Hub, get_hub
+from .origins import origin_allowed
+from .protocol import CloseCode, ProtocolError
+from .registry import registry
+from .windows import WindowInfo, WindowKeyError, check_user, load_key, sign
+
+logger = logging.getLogger("floorchannels.consumer")
+
+_MAX_ID_LENGTH = 128
+
+
+class SignalConsumer:
+    """Serves one window's websocket. Route it with ``SignalConsumer.as_asgi()``."""
+
+    window: WindowInfo | None = None
+    window_id = ""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refresh_timer: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.hub: Hub | None = None
+
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> Any:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await cls(**initkwargs)(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        return app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scope = scope
+        self._send = send
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if not origin_allowed(scope):
+            metrics.increment("refused_origin")
+            logger.warning("Refused a websocket from a foreign origin (client %s).", _client(scope))
+            await send({"type": "websocket.close", "code": CloseCode.KEY_REFUSED})
+            return
+        await send({"type": "websocket.accept"})
+        metrics.increment("connections")
+        try:
+            if await self._hello(receive):
+                await self._serve(receive)
+        finally:
+            self._closed = True
+            self._leave()
+
+    # Hello -------------------------------------------------------------------------------
+
+    async def _hello(self, receive: Any) -> bool:
+        try:
+            async with asyncio.timeout(fc_settings.HELLO_TIMEOUT):
+                message = await receive()
+        except TimeoutError:
+            metrics.increment("refused_hello_timeout")
+            await self.close(CloseCode.HELLO_TIMEOUT)
+            return False
+        if message["type"] != "websocket.receive":
+            return False
+        try:
+            frame = protocol.decode(message.get("text") or "")
+            if frame["type"] != "hello" or frame.get("protocol", protocol.VERSION) != protocol.VERSION:
+                raise ProtocolError("The first frame must be a hello for protocol 1.")
+        except ProtocolError:
+            metrics.increment("refused_bad_hello")
+            await self.close(CloseCode.BAD_HELLO)
+            return False
+        try:
+            window = load_key(frame.get("window_key"))
+            if window.user_pk is not None:
+                window._user = await DatabaseSyncToAsync(check_user, thread_sensitive=False)(window, self.scope)
+            else:
+                window._user = check_user(window, self.scope)
+        except WindowKeyError as refusal:
+            metrics.increment(f"refused_{refusal.reason}")
+            # Never log the key itself: it is a bearer credential until it expires.
+            logger.info("Refused a window (client %s): %s", _client(self.scope), refusal)
+            await self.close(refusal.close_code)
+            return False
+        self.window = window
+        self.window_id = window.window_id or ""
+        self._groups = window.groups
+        self.hub = await get_hub()
+        await self.hub.join(self, self._groups)
+        self._schedule_refresh()
+        await self.send_json(
+            {
+                "type": "welcome",
+                "window_id": window.window_id,
+                "protocol": protocol.VERSION,
+                "heartbeat": fc_settings.HEARTBEAT,
+                "key_expires": window.issued_at + fc_settings.WINDOW_KEY_MAX_AGE,
+            }
+        )
+        return True
+
+    def _leave(self) -> None:
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.hub is not None:
+            self.hub.leave(self, self._groups)
+
+    # Frames ------------------------------------------------------------------------------
+
+    async def _serve(self, receive: Any) -> None:
+        self._calls = asyncio.Semaphore(fc_settings.MAX_CONCURRENT_CALLS)
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message["type"] != "websocket.receive":
+                continue
+            text = message.get("text")
+            if text is None:
+                await self.send_json(protocol.error(protocol.INVALID_FRAME, "Binary frames are not supported."))
+                continue
+            await self.receive_frame(text)
+
+    async def receive_frame(self, text: str) -> None:
+        try:
+            frame = protocol.decode(text)
+        except ProtocolError as exc:
+            await self.send_json(protocol.error(exc.code, exc.message))
+            return
+        kind = frame["type"]
+        if kind == "call":
+            await self._start_call(frame)
+        elif kind == "ping":
+            pong = {"type": "pong"}
+            if "id" in frame:
+                pong["id"] = frame["id"]
+            await self.send_json(pong)
+        elif kind == "hello":
+            await self.send_json(protocol.error(protocol.INVALID_FRAME, "This window already said hello."))
+        else:
+            await self.send_json(protocol.error(protocol.INVALID_FRAME, f"Unknown frame type {kind[:64]!r}."))
+
+    async def _start_call(self, frame: dict[str, Any]) -> None:
+        call_id = frame.get("id")
+        valid_id = (isinstance(call_id, str) and len(call_id) <= _MAX_ID_LENGTH) or (
+            isinstance(call_id, int) and not isinstance(call_id, bool)
+        )
+        if not valid_id:
+            await self.send_json(protocol.error(protocol.INVALID_FRAME, "A call needs an 'id' (string or integer)."))
+            return
+        name, kwargs = frame.get("signal"), frame.get("kwargs", {})
+        if not isinstance(name, str) or not isinstance(kwargs, dict):
+            await self.send_json(
+                protocol.reply_error(call_id, protocol.INVALID_FRAME, "A call needs a string 'signal' and an object 'kwargs'.")
+            )
+            return
+        task = asyncio.ensure_future(self._call(call_id, name, kwargs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, call_id: Any, name: str, kwargs: dict[str, Any]) -> None:
+        async with self._calls:
+            reply = await self.run_call(call_id, name, kwargs)
+        metrics.increment(f"calls_{'ok' if reply['ok'] else reply['error']['code']}")
+        try:
+            text = protocol.encode(reply)
+        except (TypeError, ValueError):
+            logger.exception("Signal %s returned a value that is not JSON (window %s).", name, self.window_id)
+            text = protocol.encode(protocol.reply_error(call_id, protocol.SERVER_ERROR, "The result could not be sent."))
+        if not self._closed:
+            await self.send_frame(text)
+
+    async def run_call(self, call_id: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Check and run one browser call; always return a reply frame."""
+        handlers = registry.get(name)
+        if not handlers:
+            return protocol.reply_error(call_id, protocol.UNKNOWN_SIGNAL, f"No signal is named {name[:200]!r}.")
+        window = self.window
+        try:
+            allowed = [h for h in handlers if await permissions.check(h.is_allowed_to, window, kwargs)]
+            if not allowed:
+                return protocol.reply_error(call_id, protocol.FORBIDDEN, "This window may not call this signal.")
+            for handler in allowed:
+                handler.arguments.validate(kwargs)
+        except InvalidArguments as exc:
+            return protocol.reply_error(call_id, protocol.INVALID_ARGUMENTS, str(exc))
+        except Exception:
+            logger.exception("Permission check of %s failed (window %s).", name, self.window_id)
+            return protocol.reply_error(call_id, protocol.SERVER_ERROR, "The signal failed on the server.")
+        results, queued = [], False
+        try:
+            for handler in allowed:
+                if handler.queue:
+                    await enqueue(handler.queue, name, window, kwargs, f"{self.window_id}:{call_id}")
+                    results.append(None)
+                    queued = True
+                else:
+                    async with asyncio.timeout(fc_settings.CALL_TIMEOUT):
+                        results.append(await handler.arun(window, kwargs))
+        except TimeoutError:
+            logger.error("Signal %s timed out (window %s).", name, self.window_id)
+            return protocol.reply_error(call_id, protocol.TIMEOUT, "The signal took too long.")
+        except Exception:
+            logger.exception("Signal %s failed (window %s).", name, self.window_id)
+            return protocol.reply_error(call_id, protocol.SERVER_ERROR, "The signal failed on the server.")
+        result = results[0] if len(handlers) == 1 else results
+        return protocol.reply_ok(call_id, result, queued=queued)
+
+    # Key refresh -------------------------------------------------------------------------
+
+    def _schedule_refresh(self) -> None:
+        max_age = fc_settings.WINDOW_KEY_MAX_AGE
+        due = self.window.issued_at + max_age * fc_settings.WINDOW_KEY_REFRESH_AFTER
+        self._refresh_timer = asyncio.get_running_loop().call_later(max(0.0, due - time.time()), self._refresh)
+
+    def _refresh(self) -> None:
+        key = sign(self.window)
+        expires = self.window.issued_at + fc_settings.WINDOW_KEY_MAX_AGE
+        task = asyncio.ensure_future(self.send_json({"type": "refresh", "window_key": key, "key_expires": expires}))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._schedule_refresh()
+
+    # Sending -----------------------------------------------------------------------------
+
+    async def send_frame(self, text: str) -> None:
+        await self._send({"type": "websocket.send", "text": text})
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        await self.send_frame(protocol.encode(frame))
+
+    async def close(self, code: int = CloseCode.NORMAL) -> None:
+        await self._send({"type": "websocket.close", "code": code})
+
+
+def _client(scope: dict[str, Any]) -> str:
+    client = scope.get("client") or ("?", 0)
+    return f"{client[0]}:{client[1]}"

@@ -1,0 +1,200 @@
+"""``call()`` and ``acall()``: send a signal to the server, to windows, users, everyone or topics.
+
+Browser targets become one ``group_send`` per group, each carrying the same message id and
+the frame already encoded, so a process serialises a message once per publish and a window
+reached through several groups still runs it once (see :mod:`floorchannels.hub`).
+SERVER targets run the Python handlers: inline, or on a worker when the handler has a queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+
+from . import protocol
+from .conf import fc_settings
+from .registry import Handler, registry
+from .targets import SERVER, groups_for
+from .windows import WindowInfo
+
+DELIVER = "fc.deliver"
+RUN = "fc.run"
+
+
+def channel_layer() -> Any:
+    layer = get_channel_layer(fc_settings.CHANNEL_LAYER)
+    if layer is None:
+        raise ImproperlyConfigured(
+            f"floorchannels needs CHANNEL_LAYERS[{fc_settings.CHANNEL_LAYER!r}] to be configured."
+        )
+    return layer
+
+
+def queue_channel(queue: str) -> str:
+    """The worker channel of a queue: ``runworker`` takes this name."""
+    return f"{fc_settings.QUEUE_PREFIX}{queue}"
+
+
+def _timestamp(value: dt.datetime | float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("eta and expires datetimes must be timezone-aware.")
+        return value.timestamp()
+    return float(value)
+
+
+def _schedule(countdown: float | None, eta: Any, expires: Any) -> tuple[float | None, float | None]:
+    """Turn countdown/eta/expires into absolute Unix times (eta, expires)."""
+    if countdown is not None and eta is not None:
+        raise ValueError("Give countdown or eta, not both.")
+    when = time.time() + countdown if countdown is not None else _timestamp(eta)
+    if isinstance(expires, int | float) and not isinstance(expires, bool):
+        expires_at = (when or time.time()) + expires
+    else:
+        expires_at = _timestamp(expires)
+    return when, expires_at
+
+
+def _as_list(to: Any) -> list[Any]:
+    if isinstance(to, list | tuple | set | frozenset):
+        return list(to)
+    return [to]
+
+
+class Publication:
+    """One call(), resolved: the handlers to run here, the messages to send."""
+
+    def __init__(
+        self,
+        name: str,
+        to: Any,
+        window: WindowInfo | None,
+        kwargs: dict[str, Any] | None,
+        countdown: float | None,
+        eta: Any,
+        expires: Any,
+    ) -> None:
+        targets = _as_list(to)
+        self.name = name
+        self.id = uuid.uuid4().hex
+        self.window = window or WindowInfo()
+        self.kwargs = dict(kwargs or {})
+        self.eta, self.expires = _schedule(countdown, eta, expires)
+        self.inline: list[Handler] = []
+        self.queued: list[Handler] = []
+        if SERVER in targets:
+            handlers = registry.get(name)
+            if not handlers:
+                raise LookupError(f"No Python handler is registered for signal {name!r}.")
+            for handler in handlers:
+                handler.arguments.validate(self.kwargs)
+                (self.queued if handler.queue else self.inline).append(handler)
+            if self.inline and self.eta is not None:
+                raise ValueError(
+                    f"Signal {name!r} has handlers without a queue: they run at once, in the "
+                    "caller, so countdown/eta need queue=... on the handler."
+                )
+        self.groups = groups_for(targets, window)
+
+    def group_message(self) -> dict[str, Any]:
+        frame = protocol.encode({"type": "signal", "signal": self.name, "kwargs": self.kwargs, "id": self.id})
+        return {
+            "type": DELIVER,
+            "id": self.id,
+            "frame": frame,
+            "multi": len(self.groups) > 1,
+            "eta": self.eta,
+            "expires": self.expires,
+        }
+
+    async def send(self) -> None:
+        """Everything that crosses the channel layer: worker queues, then groups."""
+        for queue in dict.fromkeys(handler.queue for handler in self.queued):
+            await enqueue(queue, self.name, self.window, self.kwargs, self.id, self.eta, self.expires)
+        if self.groups:
+            layer = channel_layer()
+            message = self.group_message()
+            for group in self.groups:
+                await layer.group_send(group, dict(message, group=group))
+
+
+async def enqueue(
+    queue: str,
+    name: str,
+    window: WindowInfo,
+    kwargs: dict[str, Any],
+    message_id: str,
+    eta: float | None = None,
+    expires: float | None = None,
+) -> None:
+    """Hand signal ``name`` to the worker of ``queue``, acting for ``window``."""
+    message = {
+        "type": RUN,
+        "id": message_id,
+        "queue": queue,
+        "signal": name,
+        # A JSON round trip leaves only types every channel layer can carry.
+        "kwargs": json.loads(protocol.encode(kwargs)),
+        "window": window.to_message(),
+        "eta": eta,
+        "expires": expires,
+    }
+    await channel_layer().send(queue_channel(queue), message)
+
+
+async def acall(
+    name: str,
+    to: Any,
+    *,
+    window: WindowInfo | None = None,
+    kwargs: dict[str, Any] | None = None,
+    countdown: float | None = None,
+    eta: dt.datetime | float | None = None,
+    expires: dt.datetime | float | None = None,
+) -> str:
+    """Send signal ``name`` to ``to`` from async code; return the message id.
+
+    ``to`` is one target or a list of them: ``SERVER``, ``WINDOW`` and ``USER`` (the
+    ``window``'s own), ``USER(user_or_pk)`` or a user instance, ``BROADCAST``, or topics
+    (strings, model instances, tuples). ``countdown`` (seconds) or ``eta`` (aware datetime
+    or Unix time) delay delivery; ``expires`` (seconds after the eta, or a datetime) drops
+    it when it could not be delivered in time. Inline SERVER handlers run before this
+    returns and their exceptions propagate.
+    """
+    publication = Publication(name, to, window, kwargs, countdown, eta, expires)
+    for handler in publication.inline:
+        await handler.arun(publication.window, publication.kwargs)
+    await publication.send()
+    return publication.id
+
+
+def call(
+    name: str,
+    to: Any,
+    *,
+    window: WindowInfo | None = None,
+    kwargs: dict[str, Any] | None = None,
+    countdown: float | None = None,
+    eta: dt.datetime | float | None = None,
+    expires: dt.datetime | float | None = None,
+) -> str:
+    """Synchronous twin of :func:`acall`, for views, commands and threads.
+
+    Inline SERVER handlers run in the calling thread. Not for use inside a running event
+    loop: there, ``await acall(...)``.
+    """
+    publication = Publication(name, to, window, kwargs, countdown, eta, expires)
+    for handler in publication.inline:
+        handler.run(publication.window, publication.kwargs)
+    async_to_sync(publication.send)()
+    return publication.id
+

@@ -1,0 +1,219 @@
+"""The hub: one seat per process (per event loop) in the channel layer, shared by all sockets.
+
+Raw Channels gives every socket its own layer channel, so a group message to 1,000 sockets is
+1,000 layer messages, 1,000 task wake-ups and 1,000 JSON encodings. Here the process joins
+each group once, with a single channel; a group message arrives once per process, carrying
+its frame already encoded, and is written to the local sockets of that group. The same
+message sent to several groups (``[WINDOW, USER, BROADCAST]``) carries one id and is written
+to each socket once.
+
+Memberships are reference-counted locally: the first local socket in a group adds the hub's
+channel to it, and a periodic sweep removes groups left empty (a reconnecting tab finds its
+group still there). The same sweep re-adds every membership before the layer's
+``group_expiry`` would silently drop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import OrderedDict
+from typing import Any, Iterable, Protocol
+
+from channels.layers import InMemoryChannelLayer
+
+from . import metrics
+from .conf import fc_settings
+from .dispatch import DELIVER, RUN, channel_layer, queue_channel
+from .registry import registry
+from .worker import run_queued
+
+logger = logging.getLogger("floorchannels.hub")
+
+#: How many multi-group message ids each hub remembers for de-duplication.
+RECENT_IDS = 4096
+
+
+class Socket(Protocol):
+    """What the hub needs from a connected window."""
+
+    window_id: str
+
+    async def send_frame(self, text: str) -> None: ...
+
+
+class Hub:
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.channel_name = ""
+        self.groups: dict[str, set[Socket]] = {}
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._recent: OrderedDict[str, set[int]] = OrderedDict()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self.started: asyncio.Future[None] = asyncio.ensure_future(self._start())
+
+    async def _start(self) -> None:
+        self.channel_name = await self.layer.new_channel(prefix="floorchannels-hub")
+        self._spawn(self._read())
+        self._spawn(self._maintain())
+        if _queues_in_process(self.layer):
+            for queue in sorted(registry.queues()):
+                self._spawn(self._serve_queue(queue))
+
+    def _spawn(self, coroutine: Any) -> None:
+        # The hub holds its tasks so they are not garbage-collected mid-flight.
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # Membership -------------------------------------------------------------------------
+
+    async def join(self, socket: Socket, groups: Iterable[str]) -> None:
+        """Put ``socket`` in ``groups``; returns once the layer delivers them to this process."""
+        waits = []
+        for group in groups:
+            members = self.groups.get(group)
+            if members is None:
+                members = self.groups[group] = set()
+                waits.append(self._change(group, self.layer.group_add))
+            elif group in self._pending:
+                waits.append(asyncio.shield(self._pending[group]))
+            members.add(socket)
+        if waits:
+            await asyncio.gather(*waits)
+
+    def leave(self, socket: Socket, groups: Iterable[str]) -> None:
+        """Take ``socket`` out of ``groups``; the sweep releases groups left empty."""
+        for group in groups:
+            members = self.groups.get(group)
+            if members is not None:
+                members.discard(socket)
+
+    async def _change(self, group: str, operation: Any) -> None:
+        # One layer operation per group at a time, in order: an add issued while a discard
+        # is in flight waits for it, so Redis never sees them reversed.
+        previous = self._pending.get(group)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            await operation(group, self.channel_name)
+
+        future = asyncio.ensure_future(run())
+        self._pending[group] = future
+
+        def forget(done: asyncio.Future[Any]) -> None:
+            if self._pending.get(group) is done:
+                del self._pending[group]
+
+        future.add_done_callback(forget)
+        await asyncio.shield(future)
+
+    async def _maintain(self) -> None:
+        last_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(fc_settings.GROUP_SWEEP_INTERVAL)
+            try:
+                await self.sweep()
+                if time.monotonic() - last_refresh >= fc_settings.GROUP_REFRESH_INTERVAL:
+                    last_refresh = time.monotonic()
+                    await self.refresh()
+            except Exception:
+                logger.exception("Group maintenance failed; will retry.")
+
+    async def sweep(self) -> None:
+        """Discard the layer memberships of groups no local socket uses any more."""
+        empty = [g for g, members in self.groups.items() if not members and g not in self._pending]
+        for group in empty:
+            del self.groups[group]
+        await asyncio.gather(*(self._change(g, self.layer.group_discard) for g in empty))
+
+    async def refresh(self) -> None:
+        """Re-add every membership, restarting the layer's group_expiry clock."""
+        for group, members in list(self.groups.items()):
+            if members:
+                await self.layer.group_add(group, self.channel_name)
+
+    # Delivery ---------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                metrics.increment("layer_receive_errors")
+                logger.exception("Receiving from the channel layer failed; retrying in 1 s.")
+                await asyncio.sleep(1)
+                continue
+            if message.get("type") != DELIVER:
+                logger.warning("Ignored a %r message on the hub channel.", message.get("type"))
+                continue
+            eta = message.get("eta")
+            if eta is not None and eta > time.time():
+                asyncio.get_running_loop().call_later(eta - time.time(), self._deliver_later, message)
+                continue
+            await self.deliver(message)
+
+    def _deliver_later(self, message: dict[str, Any]) -> None:
+        self._spawn(self.deliver(message))
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """Write one group message's frame to each local member, once per socket."""
+        expires = message.get("expires")
+        if expires is not None and time.time() > expires:
+            metrics.increment("expired")
+            logger.warning("Dropped expired message %s for %s.", message.get("id"), message.get("group"))
+            return
+        members = self.groups.get(message.get("group", ""))
+        if not members:
+            return
+        targets = list(members)
+        if message.get("multi"):
+            seen = self._recent.get(message["id"])
+            if seen is None:
+                seen = self._recent[message["id"]] = set()
+                if len(self._recent) > RECENT_IDS:
+                    self._recent.popitem(last=False)
+            targets = [s for s in targets if id(s) not in seen]
+            seen.update(id(s) for s in targets)
+        frame = message["frame"]
+        for socket in targets:
+            try:
+                await socket.send_frame(frame)
+            except Exception:
+                metrics.increment("send_errors")
+                logger.debug("Could not write to window %s.", socket.window_id, exc_info=True)
+        metrics.increment("frames_sent", len(targets))
+
+    # Queues run in this process ---------------------------------------------------------
+
+    async def _serve_queue(self, queue: str) -> None:
+        channel = queue_channel(queue)
+        while True:
+            message = await self.layer.receive(channel)
+            if message.get("type") == RUN:
+                self._spawn(run_queued(message))
+
+
+def _queues_in_process(layer: Any) -> bool:
+    setting = fc_settings.RUN_QUEUES_IN_PROCESS
+    if setting is None:
+        return isinstance(layer, InMemoryChannelLayer)
+    return bool(setting)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+async def get_hub() -> Hub:
+    """The hub of the running event loop, started on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub(channel_layer())
+    await asyncio.shield(hub.started)
+    return hub

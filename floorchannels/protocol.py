@@ -1,0 +1,79 @@
+"""The wire protocol: frame types, error codes and close codes, documented in docs/protocol.md.
+
+Both ends depend on these names; keeping them in one module makes a protocol change a
+visible, single-file change.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+VERSION = 1
+
+# Error codes carried in reply.error.code and error.code.
+INVALID_FRAME = "invalid_frame"
+UNKNOWN_SIGNAL = "unknown_signal"
+FORBIDDEN = "forbidden"
+INVALID_ARGUMENTS = "invalid_arguments"
+SERVER_ERROR = "server_error"
+TIMEOUT = "timeout"
+
+
+class CloseCode:
+    """Websocket close codes. 4xxx mirror the HTTP status they resemble."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    BAD_HELLO = 4400
+    INVALID_KEY = 4401
+    KEY_REFUSED = 4403
+    HELLO_TIMEOUT = 4408
+    EXPIRED_KEY = 4410
+
+
+class ProtocolError(Exception):
+    """A frame the server cannot act on; answered with an error, never fatal."""
+
+    def __init__(self, message: str, code: str = INVALID_FRAME) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_encoder = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Serialise one frame. Dates, decimals, UUIDs and lazy strings become JSON strings."""
+    return _encoder.encode(frame)
+
+
+def decode(text: str) -> dict[str, Any]:
+    """Parse one client frame, raising ProtocolError for anything that is not an object."""
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise ProtocolError("The frame is not valid JSON.") from None
+    if not isinstance(frame, dict):
+        raise ProtocolError("A frame must be a JSON object.")
+    if not isinstance(frame.get("type"), str):
+        raise ProtocolError("A frame needs a string 'type'.")
+    return frame
+
+
+def reply_ok(call_id: Any, result: Any, *, queued: bool = False) -> dict[str, Any]:
+    frame = {"type": "reply", "id": call_id, "ok": True, "result": result}
+    if queued:
+        frame["queued"] = True
+    return frame
+
+
+def reply_error(call_id: Any, code: str, message: str) -> dict[str, Any]:
+    return {"type": "reply", "id": call_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}

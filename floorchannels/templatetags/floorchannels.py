@@ -1,0 +1,48 @@
+"""``{% floorchannels_script %}``: the page's window key, socket URL and the client bundle.
+
+The view grants topics either by calling ``floorchannels.window_key(request, topics=...)``
+itself (the tag then reuses that window) or by passing them to the tag:
+``{% floorchannels_script topics %}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.templatetags.static import static
+from django.utils.html import format_html, json_script
+
+from ..conf import fc_settings
+from ..windows import window_key
+
+register = template.Library()
+
+
+def _config(context: Any, topics: Any) -> dict[str, Any]:
+    request = context.get("request")
+    if request is None:
+        raise template.TemplateSyntaxError(
+            "floorchannels needs the request in the template context "
+            "(enable django.template.context_processors.request)."
+        )
+    key = getattr(request, "floorchannels_window_key", None)
+    if key is None or topics is not None:
+        key = window_key(request, topics or ())
+    return {"url": "/" + fc_settings.URL.lstrip("/"), "window_key": key}
+
+
+@register.simple_tag(takes_context=True)
+def floorchannels_config(context: Any, topics: Any = None) -> str:
+    """Only the JSON config element (for pages that bundle the client themselves)."""
+    return json_script(_config(context, topics), "floorchannels-config")
+
+
+@register.simple_tag(takes_context=True)
+def floorchannels_script(context: Any, topics: Any = None) -> str:
+    """The config element and the client bundle's script tag."""
+    return format_html(
+        '{}<script src="{}" defer></script>',
+        json_script(_config(context, topics), "floorchannels-config"),
+        static("floorchannels/floorchannels.js"),
+    )

@@ -1,0 +1,203 @@
+"""Window identity: who is behind a websocket, and the signed key that proves it.
+
+Every page render issues its own key, so two tabs of one browser are two windows with their
+own topics. The key is made with Django's signing: checking it needs no database or cache,
+so a reconnect storm costs only CPU. It is bound to the user and to their session auth hash,
+so logging out or changing the password makes it useless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Iterable
+
+from django.contrib import auth
+from django.core import signing
+
+from .conf import fc_settings
+from .topics import BROADCAST_GROUP, serialize_topic, topic_group, user_group, window_group
+
+SALT = "floorchannels.window"
+
+
+class WindowKeyError(Exception):
+    """Base of the reasons a window key is refused; ``close_code`` goes to the client."""
+
+    close_code = 4401
+    reason = "invalid_key"
+
+
+class InvalidKey(WindowKeyError):
+    """Malformed, tampered with, or signed with another secret."""
+
+
+class ExpiredKey(WindowKeyError):
+    close_code = 4410
+    reason = "expired_key"
+
+
+class KeyRefused(WindowKeyError):
+    """Genuine, but not for this session: another user, logged out, password changed."""
+
+    close_code = 4403
+    reason = "key_refused"
+
+
+@dataclass(eq=False)
+class WindowInfo:
+    """What a signal handler knows about the window it serves.
+
+    ``window_id`` is None for calls that come from the server itself (a view, a command).
+    ``topics`` holds the canonical form of the topics the view granted.
+    """
+
+    window_id: str | None = None
+    user_pk: str | None = None
+    topics: tuple[str, ...] = ()
+    auth_hash: str = ""
+    issued_at: float = 0.0
+    _user: Any = field(default=None, repr=False)
+
+    @property
+    def user(self) -> Any:
+        """The window's user, loaded on first use when the window was rebuilt from its pk."""
+        if self._user is None:
+            if self.user_pk is None:
+                self._user = AnonymousUser()
+            else:
+                model = auth.get_user_model()
+                pk = model._meta.pk.to_python(self.user_pk)
+                self._user = model._default_manager.filter(pk=pk).first() or AnonymousUser()
+        return self._user
+
+    @property
+    def groups(self) -> list[str]:
+        """Every group this window belongs to."""
+        groups = [BROADCAST_GROUP]
+        if self.window_id:
+            groups.append(window_group(self.window_id))
+        if self.user_pk is not None:
+            groups.append(user_group(self.user_pk))
+        groups.extend(topic_group(topic) for topic in self.topics)
+        return groups
+
+    def has_topic(self, topic: Any) -> bool:
+        return serialize_topic(topic) in self.topics
+
+    def to_message(self) -> dict[str, Any]:
+        """A plain dict that crosses the channel layer (to a worker)."""
+        return {"w": self.window_id, "u": self.user_pk, "t": list(self.topics)}
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> WindowInfo:
+        return cls(window_id=data.get("w"), user_pk=data.get("u"), topics=tuple(data.get("t") or ()))
+
+
+def AnonymousUser() -> Any:  # noqa: N802 - stands in for the class, imported late
+    # django.contrib.auth.models cannot be imported before the app registry is ready, and
+    # this module is imported by the package root.
+    from django.contrib.auth.models import AnonymousUser as anonymous
+
+    return anonymous()
+
+
+def _hash_token(user: Any) -> str:
+    """A short digest of the session auth hash: binds the key without publishing the hash."""
+    return hashlib.sha256(user.get_session_auth_hash().encode()).hexdigest()[:20]
+
+
+def new_window(request: Any, topics: Iterable[Any] = ()) -> WindowInfo:
+    """Describe a new window for the page being rendered for ``request``."""
+    user = getattr(request, "user", None)
+    authenticated = bool(user is not None and user.is_authenticated)
+    return WindowInfo(
+        window_id=uuid.uuid4().hex,
+        user_pk=str(user.pk) if authenticated else None,
+        topics=tuple(dict.fromkeys(serialize_topic(topic) for topic in topics)),
+        auth_hash=_hash_token(user) if authenticated else "",
+        issued_at=time.time(),
+        _user=user if authenticated else AnonymousUser(),
+    )
+
+
+def sign(window: WindowInfo) -> str:
+    """Make the key for ``window``, stamped now."""
+    window.issued_at = time.time()
+    payload = {
+        "w": window.window_id,
+        "u": window.user_pk,
+        "h": window.auth_hash,
+        "t": list(window.topics),
+        "i": int(window.issued_at),
+    }
+    return signing.dumps(payload, salt=SALT, compress=True)
+
+
+def window_key(request: Any, topics: Iterable[Any] = ()) -> str:
+    """Issue the key for a new window of this page, granting it ``topics``.
+
+    The window is remembered on the request, so the ``{% floorchannels_script %}`` tag in the
+    same response reuses it instead of issuing a second one.
+    """
+    window = new_window(request, topics)
+    key = sign(window)
+    request.floorchannels_window = window
+    request.floorchannels_window_key = key
+    return key
+
+
+def load_key(key: Any) -> WindowInfo:
+    """Check a key's signature and age; return the window it describes (user not yet checked)."""
+    if not isinstance(key, str) or not key or len(key) > 16384:
+        raise InvalidKey("The window key is missing or malformed.")
+    try:
+        payload = signing.loads(key, salt=SALT, max_age=fc_settings.WINDOW_KEY_MAX_AGE)
+    except signing.SignatureExpired:
+        raise ExpiredKey("The window key has expired.") from None
+    except (signing.BadSignature, ValueError):
+        raise InvalidKey("The window key's signature is invalid.") from None
+    try:
+        window_id, user_pk, auth_hash, topics, issued = (payload[k] for k in "wuhti")
+    except (KeyError, TypeError):
+        raise InvalidKey("The window key is malformed.") from None
+    if not isinstance(window_id, str) or not isinstance(topics, list):
+        raise InvalidKey("The window key is malformed.")
+    return WindowInfo(
+        window_id=window_id,
+        user_pk=None if user_pk is None else str(user_pk),
+        topics=tuple(str(topic) for topic in topics),
+        auth_hash=str(auth_hash or ""),
+        issued_at=float(issued),
+    )
+
+
+def _session_user(session: Any) -> Any:
+    # django.contrib.auth.get_user() reads only request.session: it checks the session's
+    # auth hash against the user's current one (with SECRET_KEY_FALLBACKS) and flushes a
+    # stale session, exactly as an HTTP request would.
+    return auth.get_user(SimpleNamespace(session=session))
+
+
+def check_user(window: WindowInfo, scope: dict[str, Any]) -> Any:
+    """Match a key's user against the websocket's session; return the user or raise KeyRefused.
+
+    Runs database queries only for keys issued to a signed-in user. Synchronous: call it
+    from a thread.
+    """
+    if window.user_pk is None:
+        return AnonymousUser()
+    user = scope.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        session = scope.get("session")
+        if session is None:
+            raise KeyRefused("The websocket carries no session.")
+        user = _session_user(session)
+    if not user.is_authenticated or str(user.pk) != window.user_pk:
+        raise KeyRefused("The key was issued to another user or the session has ended.")
+    if not user.is_active or _hash_token(user) != window.auth_hash:
+        raise KeyRefused("The user's credentials have changed since the key was issued.")
+    return user

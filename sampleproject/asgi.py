@@ -1,0 +1,19 @@
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sampleproject.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from floorchannels.routing import websocket_urlpatterns, worker_application  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # floorchannels checks Origin against ALLOWED_HOSTS and loads the session itself.
+        "websocket": URLRouter(websocket_urlpatterns),
+        "channel": worker_application,
+    }
+)

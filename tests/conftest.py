@@ -1,0 +1,87 @@
+"""Shared fixtures: windows with keys, users with sessions, a fresh channel layer per test."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.test import Client
+
+from floorchannels import metrics, window_key
+from tests.asgi import application
+from tests.testapp import signals as test_signals
+
+WS_PATH = "/ws/floorchannels/"
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer():
+    """A new in-memory layer (and so a new hub) for every test."""
+    channel_layers.backends.clear()
+    metrics.reset()
+    test_signals.ran.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+def make_key(user: Any = None, topics: Any = ()) -> str:
+    return window_key(SimpleNamespace(user=user or AnonymousUser()), topics=topics)
+
+
+def session_headers(user: Any) -> list[tuple[bytes, bytes]]:
+    """The Cookie header of a browser where ``user`` has logged in."""
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
+
+
+class Window:
+    """A connected test window: a communicator that has said hello."""
+
+    def __init__(self, communicator: WebsocketCommunicator, welcome: dict[str, Any]) -> None:
+        self.ws = communicator
+        self.welcome = welcome
+        self._ids = 0
+
+    async def call(self, signal: str, **kwargs: Any) -> dict[str, Any]:
+        self._ids += 1
+        await self.ws.send_json_to({"type": "call", "id": self._ids, "signal": signal, "kwargs": kwargs})
+        reply = await self.ws.receive_json_from(timeout=5)
+        assert reply["type"] == "reply" and reply["id"] == self._ids, reply
+        return reply
+
+    async def receive(self, timeout: float = 2) -> dict[str, Any]:
+        return await self.ws.receive_json_from(timeout=timeout)
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return await self.ws.receive_nothing(timeout=timeout)
+
+    async def close(self) -> None:
+        await self.ws.disconnect()
+
+
+async def connect_raw(headers: Any = None) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, WS_PATH, headers=headers or [])
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def open_window(key: str, headers: Any = None) -> Window:
+    communicator = await connect_raw(headers)
+    await communicator.send_json_to({"type": "hello", "window_key": key, "protocol": 1})
+    welcome = await communicator.receive_json_from(timeout=5)
+    assert welcome["type"] == "welcome", welcome
+    return Window(communicator, welcome)
+
+
+async def expect_close(communicator: WebsocketCommunicator) -> int:
+    message = await communicator.receive_output(timeout=5)
+    assert message["type"] == "websocket.close", message
+    return message.get("code")
