@@ -65,7 +65,8 @@ def _schedule(countdown: float | None, eta: Any, expires: Any) -> tuple[float | 
 
 
 def _as_list(to: Any) -> list[Any]:
-    if isinstance(to, list | tuple | set | frozenset):
+    # A tuple is one topic, ("room", 7); several targets are given as a list.
+    if isinstance(to, list | set | frozenset):
         return list(to)
     return [to]
 
@@ -163,7 +164,7 @@ async def acall(
 ) -> str:
     """Send signal ``name`` to ``to`` from async code; return the message id.
 
-    ``to`` is one target or a list of them: ``SERVER``, ``WINDOW`` and ``USER`` (the
+    ``to`` is one target or a list of them (a tuple is a single composite topic): ``SERVER``, ``WINDOW`` and ``USER`` (the
     ``window``'s own), ``USER(user_or_pk)`` or a user instance, ``BROADCAST``, or topics
     (strings, model instances, tuples). ``countdown`` (seconds) or ``eta`` (aware datetime
     or Unix time) delay delivery; ``expires`` (seconds after the eta, or a datetime) drops
