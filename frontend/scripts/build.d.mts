@@ -1,0 +1,3 @@
+export const BUNDLE_PATH: string;
+export function buildBundle(): Promise<Uint8Array>;
+export function bundleIsFresh(): Promise<boolean>;

@@ -1,0 +1,520 @@
+/**
+ * The connection state machine: one websocket per page, `hello` with the window
+ * key, calls with replies, server signals to handlers, heartbeats, and
+ * reconnects with backoff until the server refuses the key.
+ *
+ *            ┌──── welcome ────┐
+ *            │                 ▼
+ *   ──► connecting         open ──── socket lost / no heartbeat ──► connecting (after a backoff delay)
+ *            │                 │
+ *            └── key refused (4400/4401/4403/4410) or close() ──► closed (final)
+ */
+
+import { Backoff } from "./backoff";
+import { FloorchannelsError } from "./errors";
+import type { ErrorCode } from "./errors";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Close codes after which retrying with the same key cannot succeed. */
+export const REFUSED_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4410]);
+
+export type State = "connecting" | "open" | "closed";
+
+/** The part of the browser's WebSocket the client uses (tests pass a fake). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => any) | null;
+  onmessage: ((ev: { data: unknown }) => any) | null;
+  onclose: ((ev: { code: number; reason: string }) => any) | null;
+  onerror: ((ev: any) => any) | null;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface ClientOptions {
+  /** The websocket URL (`ws:`/`wss:`). */
+  url: string;
+  /** The window key from the page config. */
+  windowKey: string;
+  /** Smallest reconnect delay in ms (default 500). */
+  backoffMin?: number;
+  /** Largest reconnect delay in ms (default 20000). */
+  backoffMax?: number;
+  /** Random source for the backoff jitter, in [0, 1) (default Math.random). */
+  random?: () => number;
+  /** Seconds between pings when `welcome` names none (default 25). */
+  heartbeat?: number;
+  /**
+   * Ms to wait, after a ping, for any frame before the link is taken as dead
+   * (default: half the heartbeat interval + 5 s).
+   */
+  heartbeatTimeout?: number;
+  /** Ms from opening the socket to `welcome` before giving up on this attempt (default 10000). */
+  connectTimeout?: number;
+  /** Default timeout of a call in ms, buffering included (default 30000; 0 = none). */
+  callTimeout?: number;
+  /** How many calls may wait while offline (default 100). */
+  bufferSize?: number;
+  /** The WebSocket class (default: the browser's). */
+  WebSocket?: WebSocketConstructor;
+}
+
+export interface CallOptions {
+  /** Ms before the call rejects with code `timeout` (default: the client's `callTimeout`; 0 = none). */
+  timeout?: number;
+  /** Resolve with the whole `{result, queued}` instead of the bare result. */
+  reply?: boolean;
+}
+
+/** What `call(..., {reply: true})` resolves with. */
+export interface CallReply<T = unknown> {
+  /** The handler's return value; `null` when the call was queued. */
+  result: T | null;
+  /** True when the server handed the signal to a worker queue instead of running it. */
+  queued: boolean;
+}
+
+/** A `signal` frame as the server sends it. */
+export interface SignalFrame {
+  type: "signal";
+  signal: string;
+  kwargs: Record<string, any>;
+  id?: string | number;
+}
+
+export type SignalHandler = (kwargs: Record<string, any>, frame: SignalFrame) => unknown;
+
+export interface WelcomeFrame {
+  type: "welcome";
+  window_id: string;
+  protocol: number;
+  heartbeat?: number;
+  key_expires?: number;
+  [key: string]: unknown;
+}
+
+/** `detail` of each event the client dispatches. */
+export interface ClientEventDetails {
+  /** The state changed. */
+  statechange: { state: State; previous: State };
+  /** The server accepted the window (every (re)connect). */
+  welcome: WelcomeFrame;
+  /** The server sent a fresh key, used on the next reconnect. */
+  refresh: { windowKey: string; keyExpires: number | undefined };
+  /** The socket dropped; a reconnect is due in `delay` ms. */
+  disconnect: { code: number; reason: string; delay: number };
+  /** The server refused the window key: the client is closed for good; reload the page. */
+  refused: { code: number; reason: string };
+  /** The server sent an `error` frame not tied to a call. */
+  error: { code: string; message: string };
+}
+
+export type ClientEventMap = { [K in keyof ClientEventDetails]: CustomEvent<ClientEventDetails[K]> };
+
+interface Pending {
+  id: number;
+  signal: string;
+  frame: string;
+  wantReply: boolean;
+  resolve: (value: unknown) => void;
+  reject: (error: FloorchannelsError) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+const OPEN = 1;
+
+export interface Client {
+  addEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (event: ClientEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (event: ClientEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
+
+export class Client extends EventTarget {
+  /** `connecting`, `open` (welcomed) or `closed` (final). */
+  state: State = "connecting";
+  /** The window id from the last `welcome`. */
+  windowId: string | undefined;
+  /** Unix seconds after which the current key expires, when known. */
+  keyExpires: number | undefined;
+  /** Why the client closed: `"client"` (close() was called) or the refusing close code. */
+  closedBy: "client" | number | undefined;
+
+  readonly url: string;
+  private windowKey: string;
+  private readonly backoff: Backoff;
+  private readonly WS: WebSocketConstructor;
+  private readonly defaultHeartbeat: number;
+  private readonly heartbeatTimeoutOption: number | undefined;
+  private readonly connectTimeout: number;
+  private readonly callTimeout: number;
+  private readonly bufferSize: number;
+
+  private ws: WebSocketLike | null = null;
+  private handlers = new Map<string, Set<SignalHandler>>();
+  private sent = new Map<string, Pending>();
+  private buffer: Pending[] = [];
+  private nextCallId = 1;
+  private nextPingId = 1;
+
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private deadTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(options: ClientOptions) {
+    super();
+    if (!options.url) throw new TypeError("floorchannels: no websocket url");
+    if (!options.windowKey) throw new TypeError("floorchannels: no window key");
+    this.url = options.url;
+    this.windowKey = options.windowKey;
+    this.backoff = new Backoff({ min: options.backoffMin, max: options.backoffMax, random: options.random });
+    const WS = options.WebSocket ?? (globalThis.WebSocket as unknown as WebSocketConstructor | undefined);
+    if (!WS) throw new TypeError("floorchannels: no WebSocket implementation");
+    this.WS = WS;
+    this.defaultHeartbeat = options.heartbeat ?? 25;
+    this.heartbeatTimeoutOption = options.heartbeatTimeout;
+    this.connectTimeout = options.connectTimeout ?? 10000;
+    this.callTimeout = options.callTimeout ?? 30000;
+    this.bufferSize = options.bufferSize ?? 100;
+    this.openSocket();
+  }
+
+  // ---- public API ---------------------------------------------------------
+
+  /**
+   * Run a server signal. Resolves with the handler's result (`null` when the
+   * server queued it; pass `{reply: true}` to get `{result, queued}`), or
+   * rejects with a `FloorchannelsError` carrying a `code`.
+   */
+  call<T = any>(signal: string, kwargs?: Record<string, unknown>, options?: CallOptions & { reply?: false }): Promise<T>;
+  call<T = any>(signal: string, kwargs: Record<string, unknown> | undefined, options: CallOptions & { reply: true }): Promise<CallReply<T>>;
+  call(signal: string, kwargs: Record<string, unknown> = {}, options: CallOptions = {}): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.state === "closed") {
+        reject(new FloorchannelsError("closed", "floorchannels: the client is closed", signal));
+        return;
+      }
+      const id = this.nextCallId++;
+      const pending: Pending = {
+        id,
+        signal,
+        frame: JSON.stringify({ type: "call", id, signal, kwargs }),
+        wantReply: options.reply === true,
+        resolve,
+        reject,
+        timer: undefined,
+      };
+      if (this.state === "open" && this.ws && this.ws.readyState === OPEN) {
+        this.sendCall(pending);
+      } else if (this.buffer.length >= this.bufferSize) {
+        reject(new FloorchannelsError("buffer_full", `floorchannels: offline and ${this.bufferSize} calls already wait`, signal));
+        return;
+      } else {
+        this.buffer.push(pending);
+      }
+      const timeout = options.timeout ?? this.callTimeout;
+      if (timeout > 0 && Number.isFinite(timeout)) {
+        pending.timer = setTimeout(() => {
+          pending.timer = undefined;
+          this.forget(pending);
+          reject(new FloorchannelsError("timeout", `floorchannels: no reply to ${signal} within ${timeout} ms`, signal));
+        }, timeout);
+      }
+    });
+  }
+
+  /** Run `handler(kwargs, frame)` for each `signal` frame named `signal`. Returns a function that removes it. */
+  on(signal: string, handler: SignalHandler): () => void {
+    let set = this.handlers.get(signal);
+    if (!set) this.handlers.set(signal, (set = new Set()));
+    set.add(handler);
+    return () => this.off(signal, handler);
+  }
+
+  /** Remove one handler, or every handler of `signal` when none is given. */
+  off(signal: string, handler?: SignalHandler): void {
+    const set = this.handlers.get(signal);
+    if (!set) return;
+    if (handler) set.delete(handler);
+    if (!handler || set.size === 0) this.handlers.delete(signal);
+  }
+
+  /** Close for good: no more reconnects; waiting calls reject with `closed`. */
+  close(): void {
+    this.shutdown("client");
+  }
+
+  /** The number of calls waiting for the connection. */
+  get buffered(): number {
+    return this.buffer.length;
+  }
+
+  // ---- socket lifecycle ---------------------------------------------------
+
+  private openSocket(): void {
+    this.reconnectTimer = undefined;
+    this.setState("connecting");
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WS(this.url);
+    } catch (error) {
+      console.error("floorchannels: cannot open the websocket", error);
+      this.scheduleReconnect(1006, "constructor failed");
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      if (ws === this.ws) this.send({ type: "hello", window_key: this.windowKey, protocol: PROTOCOL_VERSION });
+    };
+    ws.onmessage = (event) => {
+      if (ws === this.ws) this.receive(event.data);
+    };
+    ws.onclose = (event) => {
+      if (ws === this.ws) this.socketClosed(event.code, event.reason || "");
+    };
+    ws.onerror = () => {
+      // A close event always follows; nothing to do here.
+    };
+    this.connectTimer = setTimeout(() => this.drop("no welcome in time"), this.connectTimeout);
+  }
+
+  /** Give up on the current socket without waiting for its close handshake, then reconnect. */
+  private drop(reason: string): void {
+    const ws = this.ws;
+    if (!ws) return;
+    this.detach();
+    try {
+      ws.close(1000, reason);
+    } catch {
+      // ignore
+    }
+    this.socketClosed(1006, reason);
+  }
+
+  private socketClosed(code: number, reason: string): void {
+    this.detach();
+    this.failSent("disconnected", "floorchannels: the connection dropped before the reply came");
+    if (this.state === "closed") return;
+    if (REFUSED_CLOSE_CODES.has(code)) {
+      this.shutdown(code, reason);
+      return;
+    }
+    this.scheduleReconnect(code, reason);
+  }
+
+  private scheduleReconnect(code: number, reason: string): void {
+    this.setState("connecting");
+    const delay = this.backoff.next();
+    this.reconnectTimer = setTimeout(() => this.openSocket(), delay);
+    this.emit("disconnect", { code, reason, delay });
+  }
+
+  /** Detach from the current socket and stop its timers. */
+  private detach(): void {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    clearTimeout(this.connectTimer);
+    clearInterval(this.pingTimer);
+    clearTimeout(this.deadTimer);
+    this.connectTimer = this.pingTimer = this.deadTimer = undefined;
+  }
+
+  private shutdown(by: "client" | number, reason = ""): void {
+    if (this.state === "closed") return;
+    this.closedBy = by;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const ws = this.ws;
+    this.detach();
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch {
+        // ignore
+      }
+    }
+    this.setState("closed");
+    const message = by === "client" ? "floorchannels: the client is closed" : `floorchannels: the server refused the window key (${by})`;
+    this.failSent("closed", message);
+    const buffered = this.buffer.splice(0);
+    for (const p of buffered) this.settle(p).reject(new FloorchannelsError("closed", message, p.signal));
+    if (by !== "client") this.emit("refused", { code: by, reason });
+  }
+
+  // ---- frames -------------------------------------------------------------
+
+  private receive(data: unknown): void {
+    clearTimeout(this.deadTimer);
+    this.deadTimer = undefined;
+    let frame: any;
+    try {
+      frame = JSON.parse(String(data));
+    } catch {
+      console.warn("floorchannels: ignoring a frame that is not JSON");
+      return;
+    }
+    if (!frame || typeof frame !== "object") return;
+    switch (frame.type) {
+      case "welcome":
+        this.welcomed(frame as WelcomeFrame);
+        break;
+      case "reply":
+        this.replied(frame);
+        break;
+      case "signal":
+        if (typeof frame.signal === "string") this.dispatchSignal(frame as SignalFrame);
+        break;
+      case "refresh":
+        if (typeof frame.window_key === "string" && frame.window_key) {
+          this.windowKey = frame.window_key;
+          this.keyExpires = typeof frame.key_expires === "number" ? frame.key_expires : undefined;
+          this.emit("refresh", { windowKey: this.windowKey, keyExpires: this.keyExpires });
+        }
+        break;
+      case "pong":
+        break;
+      case "error":
+        console.warn(`floorchannels: server error frame: ${frame.code}: ${frame.message}`);
+        this.emit("error", { code: String(frame.code), message: String(frame.message ?? "") });
+        break;
+      default:
+        // Unknown frame types are ignored so the server can add new ones.
+        break;
+    }
+  }
+
+  private welcomed(frame: WelcomeFrame): void {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    this.windowId = frame.window_id;
+    if (typeof frame.key_expires === "number") this.keyExpires = frame.key_expires;
+    this.backoff.reset();
+    this.startHeartbeat(typeof frame.heartbeat === "number" && frame.heartbeat > 0 ? frame.heartbeat : this.defaultHeartbeat);
+    this.setState("open");
+    this.emit("welcome", frame);
+    // Flush the calls made while offline, oldest first, unless a listener closed us.
+    while (this.state === "open" && this.buffer.length) this.sendCall(this.buffer.shift()!);
+  }
+
+  private replied(frame: any): void {
+    const key = String(frame.id);
+    const pending = this.sent.get(key);
+    if (!pending) return; // timed out already, or not ours
+    this.sent.delete(key);
+    const { resolve, reject } = this.settle(pending);
+    if (frame.ok) {
+      const queued = frame.queued === true;
+      const result = queued ? null : frame.result ?? null;
+      resolve(pending.wantReply ? { result, queued } : result);
+    } else {
+      const error = frame.error ?? {};
+      const code: ErrorCode = typeof error.code === "string" ? error.code : "server_error";
+      reject(new FloorchannelsError(code, typeof error.message === "string" ? error.message : code, pending.signal));
+    }
+  }
+
+  private dispatchSignal(frame: SignalFrame): void {
+    const kwargs = frame.kwargs && typeof frame.kwargs === "object" ? frame.kwargs : {};
+    const set = this.handlers.get(frame.signal);
+    if (!set) return;
+    for (const handler of Array.from(set)) {
+      try {
+        const out = handler(kwargs, frame);
+        if (out && typeof (out as PromiseLike<unknown>).then === "function") {
+          (out as PromiseLike<unknown>).then(undefined, (error) => logHandlerError(frame.signal, error));
+        }
+      } catch (error) {
+        logHandlerError(frame.signal, error);
+      }
+    }
+  }
+
+  // ---- heartbeat ----------------------------------------------------------
+
+  private startHeartbeat(seconds: number): void {
+    clearInterval(this.pingTimer);
+    const interval = seconds * 1000;
+    const timeout = this.heartbeatTimeoutOption ?? interval / 2 + 5000;
+    this.pingTimer = setInterval(() => {
+      this.send({ type: "ping", id: this.nextPingId++ });
+      if (this.deadTimer === undefined) {
+        this.deadTimer = setTimeout(() => this.drop("heartbeat timeout"), timeout);
+      }
+    }, interval);
+  }
+
+  // ---- helpers ------------------------------------------------------------
+
+  private send(frame: object): void {
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  private sendRaw(text: string): void {
+    try {
+      this.ws?.send(text);
+    } catch (error) {
+      console.warn("floorchannels: send failed", error);
+    }
+  }
+
+  private sendCall(pending: Pending): void {
+    this.sent.set(String(pending.id), pending);
+    this.sendRaw(pending.frame);
+  }
+
+  /** Drop a call from wherever it waits (buffer or sent). */
+  private forget(pending: Pending): void {
+    this.sent.delete(String(pending.id));
+    const i = this.buffer.indexOf(pending);
+    if (i >= 0) this.buffer.splice(i, 1);
+  }
+
+  /** Stop a call's timer and hand back its settle functions. */
+  private settle(pending: Pending): Pick<Pending, "resolve" | "reject"> {
+    clearTimeout(pending.timer);
+    pending.timer = undefined;
+    return pending;
+  }
+
+  private failSent(code: ErrorCode, message: string): void {
+    const sent = Array.from(this.sent.values());
+    this.sent.clear();
+    for (const p of sent) this.settle(p).reject(new FloorchannelsError(code, message, p.signal));
+  }
+
+  private setState(state: State): void {
+    const previous = this.state;
+    if (previous === state) return;
+    this.state = state;
+    this.emit("statechange", { state, previous });
+  }
+
+  private emit<K extends keyof ClientEventDetails>(type: K, detail: ClientEventDetails[K]): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+function logHandlerError(signal: string, error: unknown): void {
+  console.error(`floorchannels: a handler of "${signal}" failed`, error);
+}
