@@ -196,6 +196,7 @@ export class Client extends EventTarget {
     this.connectTimeout = options.connectTimeout ?? 10000;
     this.callTimeout = options.callTimeout ?? 30000;
     this.bufferSize = options.bufferSize ?? 100;
+    globalThis.addEventListener?.("online", this.onOnline);
     this.openSocket();
   }
 
@@ -271,6 +272,13 @@ export class Client extends EventTarget {
 
   // ---- socket lifecycle ---------------------------------------------------
 
+  /** The browser is back online: try now rather than at the end of the backoff delay. */
+  private readonly onOnline = (): void => {
+    if (this.reconnectTimer === undefined || this.state === "closed") return;
+    clearTimeout(this.reconnectTimer);
+    this.openSocket();
+  };
+
   private openSocket(): void {
     this.reconnectTimer = undefined;
     this.setState("connecting");
@@ -343,6 +351,7 @@ export class Client extends EventTarget {
   private shutdown(by: "client" | number, reason = ""): void {
     if (this.state === "closed") return;
     this.closedBy = by;
+    globalThis.removeEventListener?.("online", this.onOnline);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const ws = this.ws;

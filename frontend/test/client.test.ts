@@ -4,14 +4,21 @@ import type { ClientOptions } from "../src/client";
 import { FloorchannelsError } from "../src/errors";
 import { FakeSocket } from "./fake-socket";
 
+const clients: Client[] = [];
+
 function makeClient(options: Partial<ClientOptions> = {}): Client {
-  return new Client({
+  return remember(new Client({
     url: "ws://example.test/ws/floorchannels/",
     windowKey: "key-1",
     WebSocket: FakeSocket,
     random: () => 0,
     ...options,
-  });
+  }));
+}
+
+function remember(client: Client): Client {
+  clients.push(client);
+  return client;
 }
 
 function events(client: Client, type: string): any[] {
@@ -25,6 +32,7 @@ beforeEach(() => {
   vi.useFakeTimers();
 });
 afterEach(() => {
+  clients.splice(0).forEach((c) => c.close());
   vi.useRealTimers();
   vi.restoreAllMocks();
 });
@@ -378,6 +386,20 @@ describe("reconnect", () => {
     const second = FakeSocket.last;
     second.open();
     expect(second.sent[0]).toEqual({ type: "hello", window_key: "key-3", protocol: 1 });
+  });
+
+  it("retries at once when the browser comes back online", () => {
+    const client = makeClient({ random: () => 0.999999 });
+    FakeSocket.last.serverClose(1006);
+    expect(FakeSocket.instances).toHaveLength(1);
+    window.dispatchEvent(new Event("online"));
+    expect(FakeSocket.instances).toHaveLength(2);
+    window.dispatchEvent(new Event("online")); // not waiting: nothing to do
+    expect(FakeSocket.instances).toHaveLength(2);
+    client.close();
+    FakeSocket.last.serverClose(1006);
+    window.dispatchEvent(new Event("online"));
+    expect(FakeSocket.instances).toHaveLength(2);
   });
 
   it("ignores events from a socket it has given up", () => {
