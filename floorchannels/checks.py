@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.utils.module_loading import import_string
@@ -26,9 +27,11 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         ]
     try:
         backend = import_string(layers[alias]["BACKEND"])
+        # An instance, not the class: the Redis pub/sub layer provides its methods per loop.
+        layer = get_channel_layer(alias)
     except Exception as exc:
-        return [Error(f"The {alias!r} channel layer cannot be imported: {exc}", id="floorchannels.E002")]
-    if not all(hasattr(backend, name) for name in ("group_add", "group_discard", "group_send")):
+        return [Error(f"The {alias!r} channel layer cannot be loaded: {exc}", id="floorchannels.E002")]
+    if not all(hasattr(layer, name) for name in ("group_add", "group_discard", "group_send")):
         return [
             Error(
                 f"The {alias!r} channel layer ({backend.__name__}) does not support groups.",
@@ -82,6 +85,25 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 f"{path} does not route to floorchannels' websocket consumer.",
                 hint="Add floorchannels.routing.websocket_urlpatterns to the 'websocket' URLRouter.",
                 id="floorchannels.W001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_worker_command(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    from django.apps import apps
+
+    from .registry import registry
+
+    queues = registry.queues()
+    if queues and not apps.is_installed("channels"):
+        return [
+            Warning(
+                f"Signals use queues ({', '.join(sorted(queues))}) but 'channels' is not in INSTALLED_APPS, "
+                "so `manage.py runworker` is not available to serve them.",
+                hint="Add 'channels' to INSTALLED_APPS.",
+                id="floorchannels.W002",
             )
         ]
     return []

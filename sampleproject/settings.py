@@ -16,6 +16,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",  # provides runworker
     "rest_framework",
     "floorchannels",
     "sampleproject.demo",
