@@ -11,7 +11,8 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class InvalidArguments(Exception):
@@ -81,7 +82,7 @@ def matches(value: Any, hint: Any) -> bool:
         if origin is tuple and args:
             if len(args) == 2 and args[1] is Ellipsis:
                 return all(matches(item, args[0]) for item in value)
-            return len(args) == len(value) and all(matches(v, a) for v, a in zip(value, args))
+            return len(args) == len(value) and all(matches(v, a) for v, a in zip(value, args, strict=True))
         return True
     if hint is dict or origin is dict:
         if not isinstance(value, dict):
@@ -94,6 +95,13 @@ def matches(value: Any, hint: Any) -> bool:
 
 def describe(hint: Any) -> str:
     if isinstance(hint, type):
-        return {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
-                "list": "a list", "dict": "an object", "tuple": "a list"}.get(hint.__name__, hint.__name__)
+        return {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "bool": "a boolean",
+            "list": "a list",
+            "dict": "an object",
+            "tuple": "a list",
+        }.get(hint.__name__, hint.__name__)
     return str(hint).replace("typing.", "")

@@ -93,7 +93,9 @@ class SignalConsumer:
         try:
             window = load_key(frame.get("window_key"))
             if window.user_pk is not None:
-                window._user = await DatabaseSyncToAsync(check_user, thread_sensitive=False)(window, self.scope)
+                window._user = await DatabaseSyncToAsync(check_user, thread_sensitive=False)(
+                    window, self.scope
+                )
             else:
                 window._user = check_user(window, self.scope)
         except WindowKeyError as refusal:
@@ -139,7 +141,9 @@ class SignalConsumer:
                 continue
             text = message.get("text")
             if text is None:
-                await self.send_json(protocol.error(protocol.INVALID_FRAME, "Binary frames are not supported."))
+                await self.send_json(
+                    protocol.error(protocol.INVALID_FRAME, "Binary frames are not supported.")
+                )
                 continue
             await self.receive_frame(text)
 
@@ -168,12 +172,16 @@ class SignalConsumer:
             isinstance(call_id, int) and not isinstance(call_id, bool)
         )
         if not valid_id:
-            await self.send_json(protocol.error(protocol.INVALID_FRAME, "A call needs an 'id' (string or integer)."))
+            await self.send_json(
+                protocol.error(protocol.INVALID_FRAME, "A call needs an 'id' (string or integer).")
+            )
             return
         name, kwargs = frame.get("signal"), frame.get("kwargs", {})
         if not isinstance(name, str) or not isinstance(kwargs, dict):
             await self.send_json(
-                protocol.reply_error(call_id, protocol.INVALID_FRAME, "A call needs a string 'signal' and an object 'kwargs'.")
+                protocol.reply_error(
+                    call_id, protocol.INVALID_FRAME, "A call needs a string 'signal' and an object 'kwargs'."
+                )
             )
             return
         task = asyncio.ensure_future(self._call(call_id, name, kwargs))
@@ -188,7 +196,9 @@ class SignalConsumer:
             text = protocol.encode(reply)
         except (TypeError, ValueError):
             logger.exception("Signal %s returned a value that is not JSON (window %s).", name, self.window_id)
-            text = protocol.encode(protocol.reply_error(call_id, protocol.SERVER_ERROR, "The result could not be sent."))
+            text = protocol.encode(
+                protocol.reply_error(call_id, protocol.SERVER_ERROR, "The result could not be sent.")
+            )
         if not self._closed:
             await self.send_frame(text)
 
@@ -196,12 +206,16 @@ class SignalConsumer:
         """Check and run one browser call; always return a reply frame."""
         handlers = registry.get(name)
         if not handlers:
-            return protocol.reply_error(call_id, protocol.UNKNOWN_SIGNAL, f"No signal is named {name[:200]!r}.")
+            return protocol.reply_error(
+                call_id, protocol.UNKNOWN_SIGNAL, f"No signal is named {name[:200]!r}."
+            )
         window = self.window
         try:
             allowed = [h for h in handlers if await permissions.check(h.is_allowed_to, window, kwargs)]
             if not allowed:
-                return protocol.reply_error(call_id, protocol.FORBIDDEN, "This window may not call this signal.")
+                return protocol.reply_error(
+                    call_id, protocol.FORBIDDEN, "This window may not call this signal."
+                )
             for handler in allowed:
                 handler.arguments.validate(kwargs)
         except InvalidArguments as exc:
@@ -233,12 +247,16 @@ class SignalConsumer:
     def _schedule_refresh(self) -> None:
         max_age = fc_settings.WINDOW_KEY_MAX_AGE
         due = self.window.issued_at + max_age * fc_settings.WINDOW_KEY_REFRESH_AFTER
-        self._refresh_timer = asyncio.get_running_loop().call_later(max(0.0, due - time.time()), self._refresh)
+        self._refresh_timer = asyncio.get_running_loop().call_later(
+            max(0.0, due - time.time()), self._refresh
+        )
 
     def _refresh(self) -> None:
         key = sign(self.window)
         expires = self.window.issued_at + fc_settings.WINDOW_KEY_MAX_AGE
-        task = asyncio.ensure_future(self.send_json({"type": "refresh", "window_key": key, "key_expires": expires}))
+        task = asyncio.ensure_future(
+            self.send_json({"type": "refresh", "window_key": key, "key_expires": expires})
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._schedule_refresh()

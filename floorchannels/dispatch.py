@@ -198,4 +198,3 @@ def call(
         handler.run(publication.window, publication.kwargs)
     async_to_sync(publication.send)()
     return publication.id
-

@@ -20,7 +20,8 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer
 

@@ -11,7 +11,8 @@ Python code (views, commands, workers) is trusted and never checked: these gate 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from channels.db import DatabaseSyncToAsync
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Iterable
+from typing import Any
 
 from django.contrib import auth
 from django.core import signing
@@ -67,11 +68,11 @@ class WindowInfo:
         """The window's user, loaded on first use when the window was rebuilt from its pk."""
         if self._user is None:
             if self.user_pk is None:
-                self._user = AnonymousUser()
+                self._user = anonymous_user()
             else:
                 model = auth.get_user_model()
                 pk = model._meta.pk.to_python(self.user_pk)
-                self._user = model._default_manager.filter(pk=pk).first() or AnonymousUser()
+                self._user = model._default_manager.filter(pk=pk).first() or anonymous_user()
         return self._user
 
     @property
@@ -97,12 +98,12 @@ class WindowInfo:
         return cls(window_id=data.get("w"), user_pk=data.get("u"), topics=tuple(data.get("t") or ()))
 
 
-def AnonymousUser() -> Any:  # noqa: N802 - stands in for the class, imported late
+def anonymous_user() -> Any:
     # django.contrib.auth.models cannot be imported before the app registry is ready, and
     # this module is imported by the package root.
-    from django.contrib.auth.models import AnonymousUser as anonymous
+    from django.contrib.auth.models import AnonymousUser
 
-    return anonymous()
+    return AnonymousUser()
 
 
 def _hash_token(user: Any) -> str:
@@ -120,7 +121,7 @@ def new_window(request: Any, topics: Iterable[Any] = ()) -> WindowInfo:
         topics=tuple(dict.fromkeys(serialize_topic(topic) for topic in topics)),
         auth_hash=_hash_token(user) if authenticated else "",
         issued_at=time.time(),
-        _user=user if authenticated else AnonymousUser(),
+        _user=user if authenticated else anonymous_user(),
     )
 
 
@@ -189,7 +190,7 @@ def check_user(window: WindowInfo, scope: dict[str, Any]) -> Any:
     from a thread.
     """
     if window.user_pk is None:
-        return AnonymousUser()
+        return anonymous_user()
     user = scope.get("user")
     if user is None or not getattr(user, "is_authenticated", False):
         session = scope.get("session")

@@ -85,3 +85,16 @@ async def expect_close(communicator: WebsocketCommunicator) -> int:
     message = await communicator.receive_output(timeout=5)
     assert message["type"] == "websocket.close", message
     return message.get("code")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A skipped test is a feature nobody checked: fail the run unless skips are allowed."""
+    import os
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped and exitstatus == 0 and not os.environ.get("FLOORCHANNELS_ALLOW_SKIPS"):
+        reporter.write_line(
+            f"{skipped} test(s) skipped: failing (set FLOORCHANNELS_ALLOW_SKIPS=1 to allow).", red=True
+        )
+        session.exitstatus = 1

@@ -15,13 +15,21 @@ def test_type_hints_are_enforced_without_coercion():
 
     good = {"n": 1, "x": 1, "s": "a", "flag": False, "items": [1, 2], "opts": {"k": "v"}}
     spec(handler).validate(good)
-    for name, bad in [("n", 1.0), ("n", "1"), ("x", True), ("s", 1), ("flag", 0), ("items", [1, "2"]), ("opts", {"k": 1})]:
+    for name, bad in [
+        ("n", 1.0),
+        ("n", "1"),
+        ("x", True),
+        ("s", 1),
+        ("flag", 0),
+        ("items", [1, "2"]),
+        ("opts", {"k": 1}),
+    ]:
         with pytest.raises(InvalidArguments, match=repr(name)):
             spec(handler).validate({**good, name: bad})
 
 
 def test_optional_union_literal_and_any():
-    def handler(window, a: Optional[int] = None, b: int | str = 0, c: Literal["x", "y"] = "x", d: Any = None):
+    def handler(window, a: Optional[int] = None, b: int | str = 0, c: Literal["x", "y"] = "x", d: Any = None):  # noqa: UP045
         pass
 
     spec(handler).validate({"a": None, "b": "s", "c": "y", "d": object()})

@@ -41,6 +41,11 @@ def test_queues_without_the_channels_app_warn():
     from floorchannels.checks import check_worker_command
 
     assert check_worker_command() == []
-    apps_without_channels = ["django.contrib.auth", "django.contrib.contenttypes", "floorchannels", "tests.testapp"]
+    apps_without_channels = [
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "floorchannels",
+        "tests.testapp",
+    ]
     with override_settings(INSTALLED_APPS=apps_without_channels):
         assert ids(check_worker_command()) == ["floorchannels.W002"]

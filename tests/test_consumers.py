@@ -162,7 +162,9 @@ async def test_foreign_origin_is_refused_at_handshake():
 
     from tests.asgi import application
 
-    ws = WebsocketCommunicator(application, "/ws/floorchannels/", headers=[(b"origin", b"https://evil.example")])
+    ws = WebsocketCommunicator(
+        application, "/ws/floorchannels/", headers=[(b"origin", b"https://evil.example")]
+    )
     connected, _ = await ws.connect()
     assert not connected
     ws = WebsocketCommunicator(application, "/ws/floorchannels/", headers=[(b"origin", b"http://testserver")])
@@ -292,7 +294,9 @@ async def test_result_that_is_not_json_is_a_server_error():
 async def test_slow_handler_times_out_and_does_not_block_other_calls():
     with override_settings(FLOORCHANNELS={"CALL_TIMEOUT": 0.3}):
         window = await open_window(make_key())
-        await window.ws.send_json_to({"type": "call", "id": "slow", "signal": "t.slow", "kwargs": {"seconds": 5}})
+        await window.ws.send_json_to(
+            {"type": "call", "id": "slow", "signal": "t.slow", "kwargs": {"seconds": 5}}
+        )
         await window.ws.send_json_to({"type": "call", "id": "fast", "signal": "t.add", "kwargs": {"a": 1}})
         first = await window.receive()
         second = await window.receive()

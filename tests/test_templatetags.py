@@ -49,5 +49,7 @@ def test_tag_reuses_the_window_the_view_issued(request_):
 
 
 def test_key_cannot_break_out_of_the_script_element(request_):
-    html = render("{% floorchannels_script topics %}", request_, topics=["</script><script>alert(1)</script>"])
+    html = render(
+        "{% floorchannels_script topics %}", request_, topics=["</script><script>alert(1)</script>"]
+    )
     assert "</script><script>alert" not in html

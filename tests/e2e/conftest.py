@@ -69,7 +69,17 @@ class Redis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_for_port(self.port, self.process)
@@ -89,7 +99,11 @@ class Project:
     """The sample project on its own database, with REDIS_URL when given."""
 
     def __init__(self, tmp: Path, redis_url: str | None) -> None:
-        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "sampleproject.settings", "DEMO_DB": str(tmp / "db.sqlite3")}
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "sampleproject.settings",
+            "DEMO_DB": str(tmp / "db.sqlite3"),
+        }
         self.env.pop("REDIS_URL", None)
         if redis_url:
             self.env["REDIS_URL"] = redis_url
@@ -99,7 +113,12 @@ class Project:
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -112,7 +131,14 @@ class Project:
     def daphne(self) -> Server:
         port = free_port()
         process = self.spawn(
-            sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "sampleproject.asgi:application"
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "sampleproject.asgi:application",
         )
         wait_for_port(port, process)
         return Server(port, process)
@@ -164,9 +190,13 @@ class Browserless:
     def login(self, username: str, password: str) -> Browserless:
         page = self.opener.open(self.server.http + "/login/").read().decode()
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        data = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
+        data = urllib.parse.urlencode(
+            {"username": username, "password": password, "csrfmiddlewaretoken": token}
+        )
         request = urllib.request.Request(
-            self.server.http + "/login/", data=data.encode(), headers={"Referer": self.server.http + "/login/"}
+            self.server.http + "/login/",
+            data=data.encode(),
+            headers={"Referer": self.server.http + "/login/"},
         )
         self.opener.open(request).read()
         assert any(cookie.name == "sessionid" for cookie in self.jar), "login failed"
@@ -198,18 +228,19 @@ class WsWindow:
 
     async def signals(self, quiet: float = 0.5) -> list[dict[str, Any]]:
         """Every frame that arrives until the socket has been quiet for ``quiet`` seconds."""
-        import asyncio
 
         frames = []
         while True:
             try:
                 frames.append(await self.receive(quiet))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return frames
 
     async def call(self, signal: str, **kwargs: Any) -> dict[str, Any]:
         self.ids += 1
-        await self.connection.send(json.dumps({"type": "call", "id": self.ids, "signal": signal, "kwargs": kwargs}))
+        await self.connection.send(
+            json.dumps({"type": "call", "id": self.ids, "signal": signal, "kwargs": kwargs})
+        )
         while True:
             frame = await self.receive()
             if frame["type"] == "reply" and frame["id"] == self.ids:

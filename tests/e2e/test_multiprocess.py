@@ -12,7 +12,11 @@ pytestmark = pytest.mark.e2e
 
 
 def user_pk(project, username):
-    out = project.manage("shell", "-c", f"from django.contrib.auth.models import User; print(User.objects.get(username='{username}').pk)")
+    out = project.manage(
+        "shell",
+        "-c",
+        f"from django.contrib.auth.models import User; print(User.objects.get(username='{username}').pk)",
+    )
     return out.strip().splitlines()[-1]
 
 
