@@ -1,5 +1,6 @@
 """floorchannels: realtime signals between Django and browser windows, on Django Channels."""
 
+from . import browser
 from .dispatch import acall, call
 from .permissions import everyone, has_perm, is_authenticated, is_staff, is_superuser, server_side
 from .registry import signal
@@ -15,6 +16,7 @@ __all__ = [
     "WINDOW",
     "WindowInfo",
     "acall",
+    "browser",
     "call",
     "everyone",
     "has_perm",

@@ -2,7 +2,18 @@
 
 import time
 
-from floorchannels import BROADCAST, USER, WINDOW, acall, call, everyone, is_authenticated, is_staff, signal
+from floorchannels import (
+    BROADCAST,
+    USER,
+    WINDOW,
+    acall,
+    browser,
+    call,
+    everyone,
+    is_authenticated,
+    is_staff,
+    signal,
+)
 
 
 @signal("demo.add", is_allowed_to=everyone)
@@ -24,7 +35,7 @@ async def chat(window, text: str) -> None:
 @signal("demo.notify_tabs", is_allowed_to=is_authenticated)
 async def notify_tabs(window, message: str = "Hello from the server") -> None:
     """A toast in every tab of the caller's account, none of anyone else's."""
-    await acall("fc.notify", USER, window=window, kwargs={"message": message, "level": "success"})
+    await browser.notify(message, level="success").asend(USER, window=window)
 
 
 @signal("demo.staff_only", is_allowed_to=is_staff)
