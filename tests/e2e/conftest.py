@@ -128,8 +128,8 @@ class Project:
         self.processes.append(process)
         return process
 
-    def daphne(self) -> Server:
-        port = free_port()
+    def daphne(self, port: int | None = None) -> Server:
+        port = port or free_port()
         process = self.spawn(
             sys.executable,
             "-m",

@@ -1,0 +1,122 @@
+"""The JS client in real headless Chromium against the sample project under daphne and Redis."""
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.e2e.conftest import ROOT, stop
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+COUNT_SOCKETS = """
+window.__fcSockets = 0;
+const Native = window.WebSocket;
+window.WebSocket = class extends Native {
+  constructor(...args) { super(...args); window.__fcSockets += 1; }
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing (make test installs Debian's chromium).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def login(context, server, username):
+    page = context.new_page()
+    page.goto(server.http + "/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", f"{username}-demo-pass")
+    page.click("button[type=submit]")
+    page.wait_for_url(server.http + "/")
+    expect(page.locator("#state")).to_have_text("open")
+    return page
+
+
+def new_tab(context, server):
+    page = context.new_page()
+    page.add_init_script(COUNT_SOCKETS)
+    page.goto(server.http + "/")
+    expect(page.locator("#state")).to_have_text("open")
+    return page
+
+
+def test_tabs_users_and_broadcast(browser, redis, project_factory):
+    project = project_factory(redis.url)
+    server = project.daphne()
+    project.runworker("floorchannels.slow")
+    alice, bob = browser.new_context(), browser.new_context()
+    a1 = login(alice, server, "alice")
+    a2 = new_tab(alice, server)
+    b1 = login(bob, server, "bob")
+
+    # USER: a toast in both of alice's tabs, none in bob's.
+    a1.click("#notify-tabs")
+    for page in (a1, a2):
+        expect(page.locator(".fc-toast")).to_contain_text("Hello from the server")
+    b1.wait_for_timeout(500)
+    expect(b1.locator(".fc-toast")).to_have_count(0)
+
+    # BROADCAST: a chat line reaches all three tabs, once.
+    b1.fill("#chat-text", "hi from bob")
+    b1.click("#chat-form button")
+    for page in (a1, a2, b1):
+        expect(page.locator("#chat-log li")).to_have_text(["bob: hi from bob"])
+
+    # WINDOW: the queued progress task reports to the tab that started it only.
+    a2.click("#start-progress")
+    expect(a2.locator("#progress-text")).to_have_text("10 / 10", timeout=15000)
+    expect(a1.locator("#progress-text")).to_have_text("")
+    expect(b1.locator("#progress-text")).to_have_text("")
+
+    # A reply shows on the page; a forbidden call shows its code.
+    a1.fill("input[name=a]", "2")
+    a1.fill("input[name=b]", "3")
+    a1.click("#add-form button")
+    expect(a1.locator("#add-result")).to_have_text("5")
+    a1.click("#staff-only")
+    expect(a1.locator("#staff-result")).to_have_text("forbidden")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    a1.screenshot(path=str(ARTIFACTS / "sample-page.png"), full_page=True)
+    alice.close()
+    bob.close()
+
+
+def test_page_reconnects_after_daphne_restarts(browser, redis, project_factory):
+    project = project_factory(redis.url)
+    server = project.daphne()
+    context = browser.new_context()
+    page = new_tab(context, server)
+    assert page.evaluate("window.__fcSockets") == 1
+
+    stop(server.process)
+    expect(page.locator("#state")).not_to_have_text("open", timeout=10000)
+    time.sleep(3)  # offline for a while: the client must back off, not hammer the port
+    attempts_while_down = page.evaluate("window.__fcSockets") - 1
+    server = project.daphne(port=server.port)
+    expect(page.locator("#state")).to_have_text("open", timeout=30000)
+
+    project.manage(
+        "floorchannels_call", "chat.message", "--broadcast", "--kwargs", '{"author": "ops", "text": "back"}'
+    )
+    expect(page.locator("#chat-log li")).to_have_text(["ops: back"])
+    # Backoff from 0.5 s doubling to 20 s: at most a handful of attempts in ~3 s, not a storm.
+    assert 1 <= attempts_while_down <= 6, attempts_while_down
+    total = page.evaluate("window.__fcSockets")
+    assert re.match(r"\d+", str(total)) and total <= attempts_while_down + 3
+    context.close()
