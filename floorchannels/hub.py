@@ -36,6 +36,10 @@ logger = logging.getLogger("floorchannels.hub")
 #: How many multi-group message ids each hub remembers for de-duplication.
 RECENT_IDS = 4096
 
+#: Other message types a hub understands, by type: ``handler(hub, message)``. Handlers
+#: must not block; floorchannels.rest registers its resource events here.
+message_handlers: dict[str, Any] = {}
+
 
 class Socket(Protocol):
     """What the hub needs from a connected window."""
@@ -151,7 +155,12 @@ class Hub:
                 await asyncio.sleep(1)
                 continue
             if message.get("type") != DELIVER:
-                logger.warning("Ignored a %r message on the hub channel.", message.get("type"))
+                handler = message_handlers.get(message.get("type"))
+                if handler is None:
+                    logger.warning("Ignored a %r message on the hub channel.", message.get("type"))
+                else:
+                    # Must return at once: slow work (e.g. DB checks) is queued by the handler.
+                    handler(self, message)
                 continue
             eta = message.get("eta")
             if eta is not None and eta > time.time():
