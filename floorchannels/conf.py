@@ -39,6 +39,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between re-adding this process's group memberships, which keeps them alive
     # past the layer's group_expiry (channels-redis: 1 day).
     "GROUP_REFRESH_INTERVAL": 3600.0,
+    # Live resource subscriptions one window may hold.
+    "MAX_SUBSCRIPTIONS": 100,
+    # How many visible pks a list subscription records at subscribe time (so deletions go
+    # only to windows that saw the object). Past this, deletions reach the whole partition.
+    "MAX_TRACKED_PKS": 10000,
     # Modules named so in every installed app are imported at start-up.
     "AUTODISCOVER": "signals",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from types import MappingProxyType
 from typing import Any
 
 from channels.db import DatabaseSyncToAsync
@@ -35,6 +36,9 @@ class SignalConsumer:
 
     window: WindowInfo | None = None
     window_id = ""
+    #: Live resource subscriptions by id; a window that never subscribes shares this empty,
+    #: read-only mapping instead of holding a dict of its own.
+    subscriptions: Any = MappingProxyType({})
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -128,6 +132,8 @@ class SignalConsumer:
             task.cancel()
         if self.hub is not None:
             self.hub.leave(self, self._groups)
+            for subscription in self.subscriptions.values():
+                self.hub.leave(self, subscription.groups)
 
     # Frames ------------------------------------------------------------------------------
 
@@ -154,8 +160,8 @@ class SignalConsumer:
             await self.send_json(protocol.error(exc.code, exc.message))
             return
         kind = frame["type"]
-        if kind == "call":
-            await self._start_call(frame)
+        if kind in ("call", "subscribe", "unsubscribe"):
+            await self._start_request(frame)
         elif kind == "ping":
             pong = {"type": "pong"}
             if "id" in frame:
@@ -166,41 +172,60 @@ class SignalConsumer:
         else:
             await self.send_json(protocol.error(protocol.INVALID_FRAME, f"Unknown frame type {kind[:64]!r}."))
 
-    async def _start_call(self, frame: dict[str, Any]) -> None:
+    async def _start_request(self, frame: dict[str, Any]) -> None:
+        """Frames that get a reply run as tasks, so a slow one does not hold up pings."""
         call_id = frame.get("id")
         valid_id = (isinstance(call_id, str) and len(call_id) <= _MAX_ID_LENGTH) or (
             isinstance(call_id, int) and not isinstance(call_id, bool)
         )
         if not valid_id:
             await self.send_json(
-                protocol.error(protocol.INVALID_FRAME, "A call needs an 'id' (string or integer).")
-            )
-            return
-        name, kwargs = frame.get("signal"), frame.get("kwargs", {})
-        if not isinstance(name, str) or not isinstance(kwargs, dict):
-            await self.send_json(
-                protocol.reply_error(
-                    call_id, protocol.INVALID_FRAME, "A call needs a string 'signal' and an object 'kwargs'."
+                protocol.error(
+                    protocol.INVALID_FRAME, f"A {frame['type']} needs an 'id' (string or integer)."
                 )
             )
             return
-        task = asyncio.ensure_future(self._call(call_id, name, kwargs))
+        task = asyncio.ensure_future(self._answer(frame))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _call(self, call_id: Any, name: str, kwargs: dict[str, Any]) -> None:
+    async def _answer(self, frame: dict[str, Any]) -> None:
         async with self._calls:
-            reply = await self.run_call(call_id, name, kwargs)
-        metrics.increment(f"calls_{'ok' if reply['ok'] else reply['error']['code']}")
+            reply = await self.answer(frame)
+        metrics.increment(f"{frame['type']}_{'ok' if reply['ok'] else reply['error']['code']}")
         try:
             text = protocol.encode(reply)
         except (TypeError, ValueError):
-            logger.exception("Signal %s returned a value that is not JSON (window %s).", name, self.window_id)
+            logger.exception(
+                "A %s returned a value that is not JSON (window %s).", frame["type"], self.window_id
+            )
             text = protocol.encode(
-                protocol.reply_error(call_id, protocol.SERVER_ERROR, "The result could not be sent.")
+                protocol.reply_error(frame["id"], protocol.SERVER_ERROR, "The result could not be sent.")
             )
         if not self._closed:
             await self.send_frame(text)
+
+    async def answer(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """The reply to a call, subscribe or unsubscribe frame."""
+        kind, call_id = frame["type"], frame["id"]
+        if kind == "call":
+            name, kwargs = frame.get("signal"), frame.get("kwargs", {})
+            if not isinstance(name, str) or not isinstance(kwargs, dict):
+                return protocol.reply_error(
+                    call_id, protocol.INVALID_FRAME, "A call needs a string 'signal' and an object 'kwargs'."
+                )
+            return await self.run_call(call_id, name, kwargs)
+        from .rest import subscriptions  # DRF is imported only by windows that use it
+
+        try:
+            if kind == "subscribe":
+                return await subscriptions.subscribe(self, frame)
+            return await subscriptions.unsubscribe(self, frame)
+        except Exception:
+            logger.exception("A %s failed (window %s).", kind, self.window_id)
+            return protocol.reply_error(
+                call_id, protocol.SERVER_ERROR, "The subscription failed on the server."
+            )
 
     async def run_call(self, call_id: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Check and run one browser call; always return a reply frame."""

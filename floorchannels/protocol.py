@@ -20,6 +20,9 @@ FORBIDDEN = "forbidden"
 INVALID_ARGUMENTS = "invalid_arguments"
 SERVER_ERROR = "server_error"
 TIMEOUT = "timeout"
+UNKNOWN_RESOURCE = "unknown_resource"
+NOT_FOUND = "not_found"
+TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
 
 
 class CloseCode:

@@ -1,0 +1,60 @@
+"""The registry of live resources: a name → the viewset that defines who sees what."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from ..topics import serialize_topic
+
+_resources: dict[str, type] = {}
+_urlconf_loaded = False
+
+
+def register(viewset: type) -> None:
+    name = resource_name(viewset)
+    if name is None:
+        return  # an abstract base: no queryset and no explicit name
+    existing = _resources.get(name)
+    if existing is not None and existing.__qualname__ != viewset.__qualname__:
+        raise ImproperlyConfigured(
+            f"Live resource {name!r} is defined by both {existing.__qualname__} and {viewset.__qualname__}; "
+            "set live_resource on one of them."
+        )
+    _resources[name] = viewset
+
+
+def resource_name(viewset: type) -> str | None:
+    name = getattr(viewset, "live_resource", None)
+    if name:
+        return name
+    queryset = getattr(viewset, "queryset", None)
+    return queryset.model._meta.label_lower if queryset is not None else None
+
+
+def get_resource(name: str) -> type | None:
+    """The viewset of resource ``name``. Viewsets register when their module is imported,
+    which for most projects is when the URLconf loads: a websocket may ask before any HTTP
+    request did, so load the URLconf once on a miss."""
+    global _urlconf_loaded
+    viewset = _resources.get(name)
+    if viewset is None and not _urlconf_loaded:
+        from django.urls import get_resolver
+
+        _urlconf_loaded = True
+        get_resolver().url_patterns  # noqa: B018 - importing it registers the viewsets
+        viewset = _resources.get(name)
+    return viewset
+
+
+def partition_group(resource: str, partition: Any) -> str:
+    """The group of one partition of a resource: deterministic, valid, short."""
+    digest = hashlib.sha256(f"{resource}\x00{serialize_topic(partition)}".encode()).hexdigest()[:40]
+    return f"fc.r.{digest}"
+
+
+def object_group(resource: str, pk: Any) -> str:
+    """The group of windows subscribed to one object."""
+    return partition_group(resource, ("pk", str(pk)))
