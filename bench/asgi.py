@@ -1,0 +1,81 @@
+"""The applications under test, one per server process so each is measured alone.
+
+- ``fc_application``: floorchannels as a project routes it (``websocket_urlpatterns``).
+- ``raw_application``: a minimal raw Channels consumer (a group and ``send_json``).
+- :mod:`bench.limit`: a bare ASGI app with no Django and no channel layer.
+
+Both Django applications also answer ``POST /publish`` (body: the message's kwargs as
+JSON) by publishing from inside the server. The harness uses it only for the in-memory
+layer, which another process cannot reach; with Redis it publishes from its own process.
+"""
+
+import json
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+django.setup()
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
+from channels.layers import get_channel_layer  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from floorchannels import BROADCAST, acall  # noqa: E402
+from floorchannels.routing import websocket_urlpatterns  # noqa: E402
+
+SIGNAL = "bench.message"
+RAW_GROUP = "bench"
+
+
+class RawConsumer(AsyncJsonWebsocketConsumer):
+    """What a Channels user writes: join a group on connect, forward its messages."""
+
+    groups = [RAW_GROUP]
+
+    async def bench_message(self, event):
+        await self.send_json(event["kwargs"])
+
+
+async def publish_fc(kwargs):
+    await acall(SIGNAL, BROADCAST, kwargs=kwargs)
+
+
+async def publish_raw(kwargs):
+    await get_channel_layer().group_send(RAW_GROUP, {"type": "bench.message", "kwargs": kwargs})
+
+
+async def read_body(receive):
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+def publish_endpoint(publish):
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = await read_body(receive)
+        await publish(json.loads(body))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+fc_application = ProtocolTypeRouter(
+    {"websocket": URLRouter(websocket_urlpatterns), "http": publish_endpoint(publish_fc)}
+)
+raw_application = ProtocolTypeRouter(
+    {"websocket": URLRouter([path("ws/raw/", RawConsumer.as_asgi())]), "http": publish_endpoint(publish_raw)}
+)

@@ -1,0 +1,41 @@
+"""The limit: a bare ASGI app, no Django and no channel layer.
+
+It keeps its sockets' ``send`` callables in a process-local set and writes one pre-encoded
+frame to each. ``POST /publish`` (body: the message's kwargs as JSON) encodes the frame once
+and writes it to every socket; nothing a realtime layer does can be cheaper in this server.
+"""
+
+sockets = set()
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        sockets.add(send)
+        try:
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+        finally:
+            sockets.discard(send)
+    elif scope["type"] == "http":
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        # The body is the kwargs' JSON; the frame wraps it as raw Channels' send_json would.
+        frame = {"type": "websocket.send", "text": body.decode()}
+        for socket_send in list(sockets):
+            await socket_send(frame)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+    elif scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return

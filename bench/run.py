@@ -1,0 +1,453 @@
+"""The benchmark harness: floorchannels, raw Channels and the bare "limit" app, in one run.
+
+For each system it starts its own server process (daphne or uvicorn, one process), opens N
+websocket clients from separate light client processes (:mod:`bench.client`), then:
+
+1. connects/s: N sockets connecting (floorchannels: hello with a window key → welcome);
+2. memory: server RSS growth per idle socket;
+3. burst: M messages published as fast as possible to every socket (deliveries/s, lost,
+   duplicated, latency, server CPU per delivery);
+4. paced: messages at 1/s and at 10/s (publish→receive p50/p99).
+
+floorchannels is published to with ``acall(..., BROADCAST)`` (raw Channels with
+``group_send``) from this process when the layer is Redis; the in-memory layer cannot be
+reached from another process, so then (and always for the limit app) this process POSTs
+each message to the server, which publishes it.
+
+The last line printed is one JSON object (``make bench``). ``--full`` sweeps client counts
+and writes docs/benchmarks.md and its chart (see bench/report.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNAL = "bench.message"
+APPS = {
+    "fc": "bench.asgi:fc_application",
+    "raw": "bench.asgi:raw_application",
+    "limit": "bench.limit:application",
+}
+PATHS = {"fc": "/ws/floorchannels/", "raw": "/ws/raw/", "limit": "/ws/"}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 1)
+
+
+async def wait_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Redis:
+    """Our own redis-server on a free port, stopped by PID."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+class ClientProcess:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, port: int, path: str, keys: bool, env: dict) -> ClientProcess:
+        args = [sys.executable, "-m", "bench.client", "--port", str(port), "--path", path]
+        process = await asyncio.create_subprocess_exec(
+            *args, *(["--keys"] if keys else []), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=env, limit=2**26,
+        )  # fmt: skip
+        client = cls(process)
+        assert (await client.read()).get("ready")
+        return client
+
+    async def read(self) -> dict:
+        line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("client process died")
+        return json.loads(line)
+
+    async def ask(self, cmd: str, **kwargs: object) -> dict:
+        self.process.stdin.write(json.dumps({"cmd": cmd, **kwargs}).encode() + b"\n")
+        await self.process.stdin.drain()
+        return await self.read()
+
+
+class HttpPublisher:
+    """POST /publish over one keep-alive connection."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader = self.writer = None
+
+    async def __call__(self, kwargs: dict) -> None:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        body = json.dumps(kwargs).encode()
+        self.writer.write(
+            b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 204"):
+            raise RuntimeError(head[:100])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def layer_publisher(system: str, layer: str, redis_url: str):
+    """Publish from this process through the channel layer (Redis layers only)."""
+    from channels.layers import channel_layers
+    from django.conf import settings
+
+    from bench.settings import channel_layers as layer_config
+    from floorchannels import BROADCAST, acall
+
+    settings.CHANNEL_LAYERS = layer_config(layer, redis_url)
+    channel_layers.backends.clear()
+    if system == "fc":
+
+        async def publish(kwargs: dict) -> None:
+            await acall(SIGNAL, BROADCAST, kwargs=kwargs)
+
+    else:
+        layer_instance = channel_layers["default"]
+
+        async def publish(kwargs: dict) -> None:
+            await layer_instance.group_send("bench", {"type": "bench.message", "kwargs": kwargs})
+
+    return publish
+
+
+async def trial(system: str, server: str, layer: str, args: argparse.Namespace, redis_url: str) -> dict:
+    """One system under one server: connect, memory, burst, paced. Returns its figures."""
+    port = free_port()
+    env = dict(
+        os.environ, BENCH_LAYER=layer, BENCH_REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings"
+    )
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if server == "daphne":
+        command = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-v",
+            "0",
+            APPS[system],
+        ]
+    else:
+        command = [sys.executable, "-m", "uvicorn", APPS[system], "--host", "127.0.0.1", "--port", str(port),
+                   "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    if args.profile and system == "fc":
+        command = [shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy", "record", "-r", "250",
+                   "-o", args.profile, "-f", "speedscope" if args.profile.endswith(".json") else "flamegraph",
+                   "--"] + command  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=raise_fd_limit)
+    clients: list[ClientProcess] = []
+    http = HttpPublisher(port)
+    result: dict = {
+        "system": system,
+        "server": server,
+        "layer": layer,
+        "clients": args.clients,
+        "messages": args.messages,
+    }
+    try:
+        await wait_port(port, process)
+        pid = server_pid(process)
+        publish = (
+            http if system == "limit" or layer == "memory" else layer_publisher(system, layer, redis_url)
+        )
+        clients = [
+            await ClientProcess.start(port, PATHS[system], system == "fc", env)
+            for _ in range(args.client_procs)
+        ]
+        n = args.clients
+        warm = max(1, min(50, n // 10))
+        await clients[0].ask("connect", n=warm)
+        await publish({"s": -1, "t": time.time()})  # warms the publish path
+        await asyncio.sleep(1.0)
+        rss0 = rss_kib(pid)
+        rest = n - warm
+        shares = [rest // len(clients) + (i < rest % len(clients)) for i in range(len(clients))]
+        replies = await asyncio.gather(*(c.ask("connect", n=k) for c, k in zip(clients, shares, strict=True)))
+        failed = sum(r["failed"] for r in replies)
+        elapsed = max(r["t1"] for r in replies) - min(r["t0"] for r in replies)
+        result["connect_failed"] = failed
+        result["connects_per_s"] = round(rest / elapsed) if rest else None
+        result["client_cpu_connect_s"] = round(sum(r["cpu"] for r in replies), 2)
+        await asyncio.sleep(2.0)
+        result["rss_per_conn_kib"] = round((rss_kib(pid) - rss0) / max(1, rest), 1)
+        result["rss_mib"] = round(rss_kib(pid) / 1024, 1)
+        seq = 0
+
+        async def phase(count: int, rate: float | None) -> dict:
+            nonlocal seq
+            seqs = list(range(seq, seq + count))
+            seq += count
+            await asyncio.gather(*(c.ask("reset") for c in clients))
+            cpu0 = cpu_seconds(pid)
+            start = time.time()
+            for i, s in enumerate(seqs):
+                if rate:
+                    delay = start + i / rate - time.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                await publish({"s": s, "t": time.time()})
+            published = time.time()
+            parts = await asyncio.gather(
+                *(c.ask("collect", seqs=seqs, quiet=args.quiet, timeout=args.timeout) for c in clients)
+            )
+            cpu = cpu_seconds(pid) - cpu0
+            latencies = [x for p in parts for x in p["latencies_ms"]]
+            deliveries = sum(p["deliveries"] for p in parts)
+            last = max((p["last"] for p in parts if p["last"]), default=published)
+            return {
+                "deliveries": deliveries,
+                "lost": sum(p["lost"] for p in parts),
+                "duplicated": sum(p["duplicated"] for p in parts),
+                "deliveries_per_s": round(deliveries / max(1e-9, last - start)),
+                "publish_s": round(published - start, 3),
+                "p50_ms": percentile(latencies, 0.50),
+                "p99_ms": percentile(latencies, 0.99),
+                "server_cpu_us_per_delivery": round(cpu * 1e6 / deliveries, 1) if deliveries else None,
+                "client_cpu_s": round(sum(p["cpu"] for p in parts), 2),
+                "closed": sum(p["closed"] for p in parts),
+            }
+
+        result["burst"] = await phase(args.messages, None)
+        log(f"  {system}/{server}/{layer} burst: {result['burst']}")
+        if args.paced:
+            result["paced"] = await phase(args.paced, 1.0)
+            log(f"  {system}/{server}/{layer} paced 1/s: {result['paced']}")
+        if args.paced10:
+            result["paced10"] = await phase(args.paced10, 10.0)
+            log(f"  {system}/{server}/{layer} paced 10/s: {result['paced10']}")
+        return result
+    finally:
+        http.close()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.ask("exit"), 10)
+            with contextlib.suppress(ProcessLookupError):
+                client.process.kill()
+            await client.process.wait()
+        stop(process)
+
+
+def server_pid(process: subprocess.Popen) -> int:
+    """The server's PID (under py-spy, its child's)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    for _ in range(50):
+        kids = children.read_text().split() if children.exists() else []
+        if Path(process.args[0]).name != "py-spy" or kids:
+            return int(kids[0]) if kids and Path(process.args[0]).name == "py-spy" else process.pid
+        time.sleep(0.1)
+    return process.pid
+
+
+def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
+    """The JSON line of quick mode."""
+    fc, raw, limit = trials[("fc", "daphne")], trials[("raw", "daphne")], trials[("limit", "daphne")]
+
+    def get(trial: dict | None, phase: str, key: str) -> object:
+        return (trial or {}).get(phase, {}).get(key)
+
+    line = {
+        "clients": fc["clients"],
+        "messages": fc["messages"],
+        "layer": layer,
+        "server": "daphne",
+        "fc_deliveries_per_s": fc["burst"]["deliveries_per_s"],
+        "raw_deliveries_per_s": raw["burst"]["deliveries_per_s"],
+        "limit_deliveries_per_s": limit["burst"]["deliveries_per_s"],
+        "ratio": round(fc["burst"]["deliveries_per_s"] / max(1, raw["burst"]["deliveries_per_s"]), 2),
+        "ratio_to_limit": round(
+            fc["burst"]["deliveries_per_s"] / max(1, limit["burst"]["deliveries_per_s"]), 2
+        ),
+        "fc_lost": fc["burst"]["lost"],
+        "raw_lost": raw["burst"]["lost"],
+        "limit_lost": limit["burst"]["lost"],
+        "fc_duplicated": fc["burst"]["duplicated"],
+        "fc_p99_ms_burst": fc["burst"]["p99_ms"],
+        "raw_p99_ms_burst": raw["burst"]["p99_ms"],
+        "fc_p99_ms_paced": get(fc, "paced", "p99_ms"),
+        "raw_p99_ms_paced": get(raw, "paced", "p99_ms"),
+        "limit_p99_ms_paced": get(limit, "paced", "p99_ms"),
+        "fc_p99_ms_paced10": get(fc, "paced10", "p99_ms"),
+        "limit_p99_ms_paced10": get(limit, "paced10", "p99_ms"),
+        "fc_cpu_us_per_delivery": fc["burst"]["server_cpu_us_per_delivery"],
+        "raw_cpu_us_per_delivery": raw["burst"]["server_cpu_us_per_delivery"],
+        "limit_cpu_us_per_delivery": limit["burst"]["server_cpu_us_per_delivery"],
+        "fc_rss_per_conn_kib": fc["rss_per_conn_kib"],
+        "raw_rss_per_conn_kib": raw["rss_per_conn_kib"],
+        "limit_rss_per_conn_kib": limit["rss_per_conn_kib"],
+        "fc_connects_per_s": fc["connects_per_s"],
+        "raw_connects_per_s": raw["connects_per_s"],
+        "limit_connects_per_s": limit["connects_per_s"],
+    }
+    for system in ("fc", "limit"):
+        uv = trials.get((system, "uvicorn"))
+        if uv:
+            line[f"uvicorn_{system}_deliveries_per_s"] = uv["burst"]["deliveries_per_s"]
+            line[f"uvicorn_{system}_lost"] = uv["burst"]["lost"]
+            line[f"uvicorn_{system}_p99_ms_paced"] = get(uv, "paced", "p99_ms")
+            line[f"uvicorn_{system}_p99_ms_paced10"] = get(uv, "paced10", "p99_ms")
+            line[f"uvicorn_{system}_rss_per_conn_kib"] = uv["rss_per_conn_kib"]
+            line[f"uvicorn_{system}_connects_per_s"] = uv["connects_per_s"]
+    return line
+
+
+async def run_quick(args: argparse.Namespace, redis_url: str) -> dict:
+    trials: dict[tuple[str, str], dict] = {}
+    plan = [(s, "daphne") for s in ("fc", "raw", "limit")]
+    plan += [(s, "uvicorn") for s in ("fc", "limit")] if args.uvicorn else []
+    for system, server in plan:
+        log(f"{system} under {server}, {args.layer} layer, {args.clients} clients")
+        trials[(system, server)] = await trial(system, server, args.layer, args, redis_url)
+    line = summary(args.layer, trials)
+    line["trials"] = list(trials.values()) if args.verbose else None
+    if args.output:
+        Path(args.output).write_text(json.dumps(list(trials.values()), indent=1))
+    return line
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--layer", choices=["memory", "core", "pubsub"], default=os.environ.get("BENCH_LAYER", "pubsub")
+    )
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=200, help="burst size")
+    parser.add_argument("--paced", type=int, default=20, help="messages at 1/s (0: skip)")
+    parser.add_argument("--paced10", type=int, default=50, help="messages at 10/s (0: skip)")
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--no-uvicorn", dest="uvicorn", action="store_false")
+    parser.add_argument("--quiet", type=float, default=3.0, help="seconds of silence that end a phase")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
+    parser.add_argument("--profile", help="record the floorchannels server with py-spy to this file")
+    parser.add_argument("--output", help="write every trial's figures here (JSON)")
+    parser.add_argument("--verbose", action="store_true", help="include every trial in the JSON line")
+    parser.add_argument("--full", action="store_true", help="sweep and write docs/benchmarks.md")
+    return parser.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> dict:
+    raise_fd_limit()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+    import django
+
+    django.setup()
+    redis = None
+    redis_url = args.redis_url or ""
+    if not redis_url and (args.layer != "memory" or args.full):
+        redis = Redis()
+        redis_url = redis.url
+        await asyncio.sleep(0.3)
+    try:
+        if args.full:
+            from bench.report import run_full
+
+            return await run_full(args, redis_url, trial)
+        return await run_quick(args, redis_url)
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    sys.path.insert(0, str(ROOT))
+    line = asyncio.run(amain(args))
+    print(
+        json.dumps(
+            {k: v for k, v in line.items() if v is not None or k.startswith(("fc_", "raw_", "limit_"))}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
