@@ -8,11 +8,23 @@
  *   ──► connecting         open ──── socket lost / no heartbeat ──► connecting (after a backoff delay)
  *            │                 │
  *            └── key refused (4400/4401/4403/4410) or close() ──► closed (final)
+ *
+ * Resource subscriptions (`subscribe()`) live in `subscriptions.ts`; the client
+ * feeds them the socket's lifecycle: sent after each `welcome`, forgotten when
+ * the socket drops, dropped for good on close.
  */
 
 import { Backoff } from "./backoff";
 import { FloorchannelsError } from "./errors";
 import type { ErrorCode } from "./errors";
+import { Subscription, Subscriptions } from "./subscriptions";
+import type {
+  EventFrame,
+  ResourceEventHandler,
+  ResubscribeDetail,
+  SubscribeOptions,
+  SubscriptionErrorDetail,
+} from "./subscriptions";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -110,6 +122,10 @@ export interface ClientEventDetails {
   refused: { code: number; reason: string };
   /** The server sent an `error` frame not tied to a call. */
   error: { code: string; message: string };
+  /** A subscription was renewed after a reconnect: refetch what may have changed meanwhile. */
+  resubscribe: ResubscribeDetail;
+  /** The server refused to renew a subscription after a reconnect: it is dropped. */
+  subscriptionerror: SubscriptionErrorDetail;
 }
 
 export type ClientEventMap = { [K in keyof ClientEventDetails]: CustomEvent<ClientEventDetails[K]> };
@@ -125,6 +141,9 @@ interface Pending {
 }
 
 const OPEN = 1;
+
+/** The request header that tells the server which window made a REST request (no echo of its own changes). */
+export const WINDOW_HEADER = "X-Floorchannels-Window";
 
 export interface Client {
   addEventListener<K extends keyof ClientEventMap>(
@@ -175,6 +194,13 @@ export class Client extends EventTarget {
   private buffer: Pending[] = [];
   private nextCallId = 1;
   private nextPingId = 1;
+  private readonly subscriptions = new Subscriptions({
+    nextId: () => this.nextCallId++,
+    isOpen: () => this.state === "open" && this.ws !== null && this.ws.readyState === OPEN,
+    send: (frame) => this.send(frame),
+    emitResubscribe: (detail) => this.emit("resubscribe", detail),
+    emitSubscriptionError: (detail) => this.emit("subscriptionerror", detail),
+  });
 
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -260,6 +286,43 @@ export class Client extends EventTarget {
     if (!handler || set.size === 0) this.handlers.delete(signal);
   }
 
+  /**
+   * Receive the live events of a resource (or of one object, with `{pk}`):
+   * `handler(event)` runs for each `event` frame of this subscription. Resolves
+   * with a `Subscription` once the server accepted it; rejects with a
+   * `FloorchannelsError` (`unknown_resource`, `forbidden`, `not_found`,
+   * `too_many_subscriptions`, `closed`, `aborted`, …). Waits while offline, and
+   * is renewed by itself after every reconnect (see the `resubscribe` event).
+   */
+  subscribe<T = any>(resource: string, handler: ResourceEventHandler<T>): Promise<Subscription>;
+  subscribe<T = any>(resource: string, options: SubscribeOptions | undefined, handler: ResourceEventHandler<T>): Promise<Subscription>;
+  subscribe(
+    resource: string,
+    optionsOrHandler: SubscribeOptions | ResourceEventHandler | undefined,
+    maybeHandler?: ResourceEventHandler,
+  ): Promise<Subscription> {
+    const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
+    const options = typeof optionsOrHandler === "function" ? {} : optionsOrHandler ?? {};
+    if (this.state === "closed") {
+      return Promise.reject(new FloorchannelsError("closed", "floorchannels: the client is closed"));
+    }
+    return this.subscriptions.add(resource, options, handler as ResourceEventHandler);
+  }
+
+  /** The number of live subscriptions (confirmed or waiting). */
+  get subscriptionCount(): number {
+    return this.subscriptions.size;
+  }
+
+  /**
+   * Headers for the page's REST requests (`fetch(url, {headers: client.restHeaders()})`):
+   * `{"X-Floorchannels-Window": windowId}`, so this window does not get the echo
+   * of its own changes as resource events. Empty before the first `welcome`.
+   */
+  restHeaders(): Record<string, string> {
+    return this.windowId ? { [WINDOW_HEADER]: this.windowId } : {};
+  }
+
   /** Close for good: no more reconnects; waiting calls reject with `closed`. */
   close(): void {
     this.shutdown("client");
@@ -321,6 +384,7 @@ export class Client extends EventTarget {
 
   private socketClosed(code: number, reason: string): void {
     this.detach();
+    this.subscriptions.disconnected();
     this.failSent("disconnected", "floorchannels: the connection dropped before the reply came");
     if (this.state === "closed") return;
     if (REFUSED_CLOSE_CODES.has(code)) {
@@ -368,6 +432,7 @@ export class Client extends EventTarget {
     this.failSent("closed", message);
     const buffered = this.buffer.splice(0);
     for (const p of buffered) this.settle(p).reject(new FloorchannelsError("closed", message, p.signal));
+    this.subscriptions.closeAll(message);
     if (by !== "client") this.emit("refused", { code: by, reason });
   }
 
@@ -389,7 +454,10 @@ export class Client extends EventTarget {
         this.welcomed(frame as WelcomeFrame);
         break;
       case "reply":
-        this.replied(frame);
+        if (!this.subscriptions.reply(frame)) this.replied(frame);
+        break;
+      case "event":
+        if (frame.subscription !== undefined && typeof frame.action === "string") this.subscriptions.event(frame as EventFrame);
         break;
       case "signal":
         if (typeof frame.signal === "string") this.dispatchSignal(frame as SignalFrame);
@@ -422,7 +490,9 @@ export class Client extends EventTarget {
     this.startHeartbeat(typeof frame.heartbeat === "number" && frame.heartbeat > 0 ? frame.heartbeat : this.defaultHeartbeat);
     this.setState("open");
     this.emit("welcome", frame);
-    // Flush the calls made while offline, oldest first, unless a listener closed us.
+    // Subscriptions first (so a buffered call's changes are not missed), then the
+    // calls made while offline, oldest first; unless a listener closed us.
+    if (this.state === "open") this.subscriptions.welcomed();
     while (this.state === "open" && this.buffer.length) this.sendCall(this.buffer.shift()!);
   }
 

@@ -1,5 +1,5 @@
 /**
- * Errors a `call()` can reject with.
+ * Errors a `call()` or a `subscribe()` can reject with.
  *
  * Every rejection is a `FloorchannelsError` whose `code` is either one of the
  * protocol's error codes (sent by the server in `reply.error.code`) or one of the
@@ -15,7 +15,13 @@ export type ServerErrorCode =
   | "invalid_arguments"
   | "server_error"
   | "timeout"
-  | "rate_limited";
+  | "rate_limited"
+  /** `subscribe` names no live resource. */
+  | "unknown_resource"
+  /** `subscribe` with a `pk` this window's user cannot see. */
+  | "not_found"
+  /** The window already holds the server's maximum number of subscriptions. */
+  | "too_many_subscriptions";
 
 /** Codes the client produces without asking the server. */
 export type ClientErrorCode =
@@ -28,7 +34,9 @@ export type ClientErrorCode =
   /** The call had been sent, then the socket dropped before its reply came: its outcome is unknown. */
   | "disconnected"
   /** A declarative element's `data-fc-kwargs` is not a JSON object. */
-  | "invalid_kwargs";
+  | "invalid_kwargs"
+  /** A subscription was cancelled (its `signal` aborted) before the server accepted it. */
+  | "aborted";
 
 export type ErrorCode = ServerErrorCode | ClientErrorCode | (string & {});
 
@@ -38,9 +46,10 @@ export const CLIENT_CODES: readonly ClientErrorCode[] = [
   "closed",
   "disconnected",
   "invalid_kwargs",
+  "aborted",
 ];
 
-/** The error every rejected `call()` carries. */
+/** The error every rejected `call()` or `subscribe()` carries. */
 export class FloorchannelsError extends Error {
   /** A protocol error code or a client-side code (see `ErrorCode`). */
   readonly code: ErrorCode;

@@ -4,11 +4,12 @@
  *   const client = floorchannels.connect();
  *   client.on("chat.message", ({ text }) => ...);
  *   const sum = await client.call("demo.add", { a: 1, b: 2 });
+ *   const notes = liveList(client, "notes", { refetch, onChange: render });
  */
 
 export { connect, defaultClientOrNull, resetDefaultClient, DEFAULT_URL } from "./connect";
 export type { ConnectOptions } from "./connect";
-export { Client, PROTOCOL_VERSION, REFUSED_CLOSE_CODES } from "./client";
+export { Client, PROTOCOL_VERSION, REFUSED_CLOSE_CODES, WINDOW_HEADER } from "./client";
 export type {
   CallOptions,
   CallReply,
@@ -22,6 +23,18 @@ export type {
   WebSocketLike,
   WelcomeFrame,
 } from "./client";
+export { Subscription } from "./subscriptions";
+export type {
+  EventFrame,
+  ResourceAction,
+  ResourceEvent,
+  ResourceEventHandler,
+  ResubscribeDetail,
+  SubscribeOptions,
+  SubscriptionErrorDetail,
+} from "./subscriptions";
+export { liveList } from "./live";
+export type { LiveList, LiveListOptions } from "./live";
 export { FloorchannelsError, CLIENT_CODES } from "./errors";
 export type { ClientErrorCode, ErrorCode, ServerErrorCode } from "./errors";
 export { Backoff } from "./backoff";

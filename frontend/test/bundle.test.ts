@@ -36,6 +36,7 @@ describe("the committed browser bundle", () => {
     win.document.body.appendChild(script);
     expect(typeof win.floorchannels.connect).toBe("function");
     expect(typeof win.floorchannels.FloorchannelsError).toBe("function");
+    expect(typeof win.floorchannels.liveList).toBe("function");
     await new Promise((r) => setTimeout(r, 20)); // autostart runs after load
     expect(win.sockets).toHaveLength(1);
     const ws = win.sockets[0];
