@@ -1,5 +1,8 @@
 """Settings for the unit tests: the in-memory layer, a throwaway SQLite database."""
 
+import os
+import tempfile
+
 SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
@@ -8,6 +11,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "channels",
+    "rest_framework",
     "floorchannels",
     "tests.testapp",
 ]
@@ -23,7 +27,16 @@ TEMPLATES = [
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
 ]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+# A file, not :memory:: SQLite's shared-cache memory databases fail with "table is locked"
+# when the consumer's threads read while a REST request writes, instead of waiting.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": ":memory:",
+        "OPTIONS": {"timeout": 20, "init_command": "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL;"},
+        "TEST": {"NAME": os.path.join(tempfile.gettempdir(), f"floorchannels-tests-{os.getpid()}.sqlite3")},
+    }
+}
 ASGI_APPLICATION = "tests.asgi.application"
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10000}}

@@ -71,6 +71,13 @@ def _views_of_users(viewset: type, users: dict[Any, tuple[Any, str | None]], pk:
     """For each user: the serialized object (or True for id-only), or None if invisible."""
     results: dict[Any, Any] = {}
     for key, (user, host) in users.items():
+        if user.is_authenticated:
+            # Fresh from the database: permissions and is_active may have changed since the
+            # window connected, and Django caches permissions on the user object.
+            user = type(user)._default_manager.filter(pk=user.pk, is_active=True).first()
+            if user is None:
+                results[key] = None
+                continue
         view = view_for(viewset, user, "retrieve", pk, host)
         obj = visible_object(view, pk)
         if obj is None:

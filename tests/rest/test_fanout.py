@@ -1,0 +1,47 @@
+"""Many windows with mixed permissions: each receives exactly the events it may see."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from rest_framework.test import APIClient
+
+from tests.rest.conftest import events, make_user, subscribe, window_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_100_windows_with_mixed_permissions():
+    users = [await sync_to_async(make_user)(f"user{i}", can_use_notes=i < 8) for i in range(10)]
+    windows = {}
+    for user in users:
+        for tab in range(10):
+            window = await window_of(user)
+            reply = await subscribe(window)
+            assert reply["ok"] is (int(user.username[4:]) < 8), reply
+            windows[(user.username, tab)] = window
+
+    created = []  # (owner, text, shared)
+    for user in users[:4]:
+        client = APIClient()
+        client.force_authenticate(user)
+        for text, shared in (
+            (f"{user.username}-private-1", False),
+            (f"{user.username}-private-2", False),
+            (f"{user.username}-shared", True),
+        ):
+            response = await sync_to_async(client.post)(
+                "/api/notes/", {"text": text, "shared": shared}, format="json"
+            )
+            assert response.status_code == 201
+            created.append((user.username, text, shared))
+
+    for index, ((username, _tab), window) in enumerate(windows.items()):
+        allowed = int(username[4:]) < 8
+        expected = sorted(
+            text for owner, text, shared in created if allowed and (shared or owner == username)
+        )
+        # The first window waits for the whole burst to be delivered; the rest have it queued.
+        got = await events(window, quiet=3 if index == 0 else 0.2)
+        assert sorted(f["data"]["text"] for f in got) == expected, username
+        assert all(f["action"] == "created" for f in got)
+    for window in windows.values():
+        await window.close()
