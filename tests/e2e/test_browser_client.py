@@ -120,3 +120,33 @@ def test_page_reconnects_after_daphne_restarts(browser, redis, project_factory):
     total = page.evaluate("window.__fcSockets")
     assert re.match(r"\d+", str(total)) and total <= attempts_while_down + 3
     context.close()
+
+
+def test_live_notes_reach_only_allowed_accounts(browser, redis, project_factory):
+    project = project_factory(redis.url)
+    server = project.daphne()
+    alice_context, bob_context = browser.new_context(), browser.new_context()
+    alice, bob = login(alice_context, server, "alice"), login(bob_context, server, "bob")
+    for page in (alice, bob):
+        page.goto(server.http + "/notes/")
+        expect(page.locator("#state")).to_have_text("open")
+    bob.wait_for_timeout(300)  # both lists subscribed and loaded
+
+    alice.fill("#note-text", "alice's secret")
+    alice.click("#note-form button")
+    expect(alice.locator("#notes li .text")).to_have_text(["alice's secret"])
+
+    alice.fill("#note-text", "for everyone")
+    alice.check("#note-shared")
+    alice.click("#note-form button")
+    expect(alice.locator("#notes li .text")).to_have_text(["for everyone", "alice's secret"])
+    expect(bob.locator("#notes li .text")).to_have_text(["for everyone"])
+
+    # Bob deletes nothing of alice's (read-only for him); alice deletes the shared note.
+    alice.locator("#notes li", has_text="for everyone").get_by_role("button", name="Delete").click()
+    expect(bob.locator("#notes li")).to_have_count(0)
+    expect(alice.locator("#notes li .text")).to_have_text(["alice's secret"])
+    bob.wait_for_timeout(500)
+    expect(bob.locator("#notes li")).to_have_count(0)  # the private note never showed
+    alice_context.close()
+    bob_context.close()
