@@ -1,7 +1,7 @@
 """floorchannels: realtime signals between Django and browser windows, on Django Channels."""
 
 from . import browser
-from .dispatch import acall, call
+from .dispatch import PublishError, acall, call
 from .permissions import everyone, has_perm, is_authenticated, is_staff, is_superuser, server_side
 from .registry import signal
 from .targets import BROADCAST, SERVER, USER, WINDOW
@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BROADCAST",
+    "PublishError",
     "SERVER",
     "USER",
     "WINDOW",

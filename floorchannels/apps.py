@@ -9,6 +9,11 @@ class FloorchannelsConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
         from .conf import fc_settings
+        from .layers import watch_channels_redis
+        from .revocation import connect_signals
+
+        connect_signals()
+        watch_channels_redis()
 
         # Import <app>.signals everywhere so web and worker processes know the same signals.
         if fc_settings.AUTODISCOVER:

@@ -39,6 +39,18 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between re-adding this process's group memberships, which keeps them alive
     # past the layer's group_expiry (channels-redis: 1 day).
     "GROUP_REFRESH_INTERVAL": 3600.0,
+    # Largest client frame, in characters; a larger one closes the socket with 4413.
+    "MAX_FRAME_SIZE": 64 * 1024,
+    # Frames per second a window may send (token bucket: RATE_LIMIT per second, bursts of
+    # RATE_LIMIT_BURST). Frames over it are answered `rate_limited`; after
+    # RATE_LIMIT_CLOSE_AFTER of those in a row the socket is closed with 4429.
+    "RATE_LIMIT": 20.0,
+    "RATE_LIMIT_BURST": 40,
+    "RATE_LIMIT_CLOSE_AFTER": 50,
+    # On SIGTERM, close open sockets with 1001 and wait SHUTDOWN_GRACE seconds before the
+    # server's own handler stops it.
+    "GRACEFUL_SHUTDOWN": True,
+    "SHUTDOWN_GRACE": 0.5,
     # Live resource subscriptions one window may hold.
     "MAX_SUBSCRIPTIONS": 100,
     # How many visible pks a list subscription records at subscribe time (so deletions go

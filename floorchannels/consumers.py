@@ -16,19 +16,29 @@ from typing import Any
 
 from channels.db import DatabaseSyncToAsync
 
-from . import metrics, permissions, protocol
+from . import metrics, permissions, protocol, shutdown
 from .arguments import InvalidArguments
 from .conf import fc_settings
 from .dispatch import enqueue
 from .hub import Hub, get_hub
+from .limits import TokenBucket
 from .origins import origin_allowed
 from .protocol import CloseCode, ProtocolError
 from .registry import registry
+from .revocation import session_hash
 from .windows import WindowInfo, WindowKeyError, check_user, load_key, sign
 
 logger = logging.getLogger("floorchannels.consumer")
 
 _MAX_ID_LENGTH = 128
+#: Frames answered by a reply carrying their id.
+_REQUESTS = ("call", "subscribe", "unsubscribe")
+
+
+def _valid_id(value: Any) -> bool:
+    return (isinstance(value, str) and len(value) <= _MAX_ID_LENGTH) or (
+        isinstance(value, int) and not isinstance(value, bool)
+    )
 
 
 class SignalConsumer:
@@ -36,6 +46,8 @@ class SignalConsumer:
 
     window: WindowInfo | None = None
     window_id = ""
+    #: Digest of the session key of a signed-in window, so a logout closes its windows.
+    session_hash: str | None = None
     #: Live resource subscriptions by id; a window that never subscribes shares this empty,
     #: read-only mapping instead of holding a dict of its own.
     subscriptions: Any = MappingProxyType({})
@@ -73,6 +85,7 @@ class SignalConsumer:
         finally:
             self._closed = True
             self._leave()
+            metrics.increment("disconnections")
 
     # Hello -------------------------------------------------------------------------------
 
@@ -85,6 +98,10 @@ class SignalConsumer:
             await self.close(CloseCode.HELLO_TIMEOUT)
             return False
         if message["type"] != "websocket.receive":
+            return False
+        if len(message.get("text") or "") > fc_settings.MAX_FRAME_SIZE:
+            metrics.increment("refused_too_large")
+            await self.close(CloseCode.TOO_LARGE)
             return False
         try:
             frame = protocol.decode(message.get("text") or "")
@@ -110,8 +127,11 @@ class SignalConsumer:
             return False
         self.window = window
         self.window_id = window.window_id or ""
+        if window.user_pk is not None:
+            self.session_hash = session_hash(getattr(self.scope.get("session"), "session_key", None))
         self._groups = window.groups
         self.hub = await get_hub()
+        shutdown.install(self.hub)
         await self.hub.join(self, self._groups)
         self._schedule_refresh()
         await self.send_json(
@@ -139,6 +159,8 @@ class SignalConsumer:
 
     async def _serve(self, receive: Any) -> None:
         self._calls = asyncio.Semaphore(fc_settings.MAX_CONCURRENT_CALLS)
+        bucket = TokenBucket(fc_settings.RATE_LIMIT, fc_settings.RATE_LIMIT_BURST)
+        max_size, close_after = fc_settings.MAX_FRAME_SIZE, fc_settings.RATE_LIMIT_CLOSE_AFTER
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -146,12 +168,37 @@ class SignalConsumer:
             if message["type"] != "websocket.receive":
                 continue
             text = message.get("text")
+            if len(text if text is not None else message.get("bytes") or b"") > max_size:
+                metrics.increment("refused_too_large")
+                logger.warning("Closed window %s: a frame over %d characters.", self.window_id, max_size)
+                await self.close(CloseCode.TOO_LARGE)
+                return
+            if not bucket.take():
+                metrics.increment("rate_limited")
+                if bucket.refused_in_a_row >= close_after:
+                    logger.warning("Closed window %s: it kept flooding.", self.window_id)
+                    await self.close(CloseCode.RATE_LIMITED)
+                    return
+                await self._refuse_flood(text)
+                continue
             if text is None:
                 await self.send_json(
                     protocol.error(protocol.INVALID_FRAME, "Binary frames are not supported.")
                 )
                 continue
             await self.receive_frame(text)
+
+    async def _refuse_flood(self, text: str | None) -> None:
+        """Answer a frame over the rate limit: a reply if it was a request, else an error."""
+        message = "Too many frames; slow down."
+        try:
+            frame = protocol.decode(text or "")
+        except ProtocolError:
+            frame = {}
+        if frame.get("type") in _REQUESTS and _valid_id(frame.get("id")):
+            await self.send_json(protocol.reply_error(frame["id"], protocol.RATE_LIMITED, message))
+        else:
+            await self.send_json(protocol.error(protocol.RATE_LIMITED, message))
 
     async def receive_frame(self, text: str) -> None:
         try:
@@ -160,7 +207,7 @@ class SignalConsumer:
             await self.send_json(protocol.error(exc.code, exc.message))
             return
         kind = frame["type"]
-        if kind in ("call", "subscribe", "unsubscribe"):
+        if kind in _REQUESTS:
             await self._start_request(frame)
         elif kind == "ping":
             pong = {"type": "pong"}
@@ -174,11 +221,7 @@ class SignalConsumer:
 
     async def _start_request(self, frame: dict[str, Any]) -> None:
         """Frames that get a reply run as tasks, so a slow one does not hold up pings."""
-        call_id = frame.get("id")
-        valid_id = (isinstance(call_id, str) and len(call_id) <= _MAX_ID_LENGTH) or (
-            isinstance(call_id, int) and not isinstance(call_id, bool)
-        )
-        if not valid_id:
+        if not _valid_id(frame.get("id")):
             await self.send_json(
                 protocol.error(
                     protocol.INVALID_FRAME, f"A {frame['type']} needs an 'id' (string or integer)."
@@ -295,7 +338,10 @@ class SignalConsumer:
         await self.send_frame(protocol.encode(frame))
 
     async def close(self, code: int = CloseCode.NORMAL) -> None:
-        await self._send({"type": "websocket.close", "code": code})
+        try:
+            await self._send({"type": "websocket.close", "code": code})
+        except Exception:  # already gone: nothing left to close
+            logger.debug("Window %s was already closed.", self.window_id, exc_info=True)
 
 
 def _client(scope: dict[str, Any]) -> str:

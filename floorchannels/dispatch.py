@@ -15,11 +15,13 @@ import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
-from . import protocol
+from . import metrics, protocol
 from .conf import fc_settings
+from .layers import group_send
 from .registry import Handler, registry
 from .targets import SERVER, groups_for
 from .windows import WindowInfo
@@ -125,7 +127,7 @@ class Publication:
             layer = channel_layer()
             message = self.group_message()
             for group in self.groups:
-                await layer.group_send(group, dict(message, group=group))
+                await group_send(layer, group, dict(message, group=group))
 
 
 async def enqueue(
@@ -149,7 +151,29 @@ async def enqueue(
         "eta": eta,
         "expires": expires,
     }
-    await channel_layer().send(queue_channel(queue), message)
+    try:
+        await channel_layer().send(queue_channel(queue), message)
+    except ChannelFull:
+        metrics.increment("dropped")
+        raise PublishError(f"Queue {queue!r} is full: is its worker running?") from None
+
+
+class PublishError(Exception):
+    """The signal could not be handed to the channel layer (e.g. Redis is unreachable).
+
+    Nothing is retried: the caller decides whether to retry, queue or give up. Inline
+    SERVER handlers had already run when this is raised.
+    """
+
+
+async def _send(publication: Publication) -> None:
+    try:
+        await publication.send()
+    except PublishError:
+        raise
+    except Exception as exc:
+        metrics.increment("publish_errors")
+        raise PublishError(f"Could not publish signal {publication.name!r}: {exc}") from exc
 
 
 async def acall(
@@ -174,7 +198,7 @@ async def acall(
     publication = Publication(name, to, window, kwargs, countdown, eta, expires)
     for handler in publication.inline:
         await handler.arun(publication.window, publication.kwargs)
-    await publication.send()
+    await _send(publication)
     return publication.id
 
 
@@ -196,5 +220,5 @@ def call(
     publication = Publication(name, to, window, kwargs, countdown, eta, expires)
     for handler in publication.inline:
         handler.run(publication.window, publication.kwargs)
-    async_to_sync(publication.send)()
+    async_to_sync(_send)(publication)
     return publication.id

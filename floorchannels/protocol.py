@@ -20,6 +20,7 @@ FORBIDDEN = "forbidden"
 INVALID_ARGUMENTS = "invalid_arguments"
 SERVER_ERROR = "server_error"
 TIMEOUT = "timeout"
+RATE_LIMITED = "rate_limited"
 UNKNOWN_RESOURCE = "unknown_resource"
 NOT_FOUND = "not_found"
 TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
@@ -35,6 +36,8 @@ class CloseCode:
     KEY_REFUSED = 4403
     HELLO_TIMEOUT = 4408
     EXPIRED_KEY = 4410
+    TOO_LARGE = 4413
+    RATE_LIMITED = 4429
 
 
 class ProtocolError(Exception):
@@ -60,6 +63,8 @@ def decode(text: str) -> dict[str, Any]:
         frame = json.loads(text)
     except ValueError:
         raise ProtocolError("The frame is not valid JSON.") from None
+    except RecursionError:
+        raise ProtocolError("The frame is nested too deeply.") from None
     if not isinstance(frame, dict):
         raise ProtocolError("A frame must be a JSON object.")
     if not isinstance(frame.get("type"), str):

@@ -21,6 +21,7 @@ from asgiref.sync import async_to_sync
 from django.db import router, transaction
 
 from ..dispatch import channel_layer
+from ..layers import group_send
 from .resources import object_group, partition_group, register, resource_name
 
 logger = logging.getLogger("floorchannels.rest")
@@ -89,7 +90,7 @@ class _Flush:
 async def _send(messages: list[dict[str, Any]]) -> None:
     layer = channel_layer()
     for message in messages:
-        await layer.group_send(message["group"], message)
+        await group_send(layer, message["group"], message)
 
 
 def _pending_flush(using: str) -> _Flush:
