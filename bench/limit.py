@@ -1,7 +1,7 @@
 """The limit: a bare ASGI app, no Django and no channel layer.
 
 It keeps its sockets' ``send`` callables in a process-local set and writes one pre-encoded
-frame to each. ``POST /publish`` (body: the message's kwargs as JSON) encodes the frame once
+frame to each. A text frame on the websocket ``/publish`` (or ``POST /publish``) (body: the message's kwargs as JSON) encodes the frame once
 and writes it to every socket; nothing a realtime layer does can be cheaper in this server.
 """
 
@@ -9,7 +9,15 @@ sockets = set()
 
 
 async def application(scope, receive, send):
-    if scope["type"] == "websocket":
+    if scope["type"] == "websocket" and scope["path"] == "/publish":
+        # The publisher's socket: each text frame it sends is written to every socket.
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            frame = {"type": "websocket.send", "text": message["text"]}
+            for socket_send in list(sockets):
+                await socket_send(frame)
+    elif scope["type"] == "websocket":
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
         sockets.add(send)

@@ -29,7 +29,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -171,6 +170,45 @@ class HttpPublisher:
             self.writer.close()
 
 
+class WebsocketPublisher:
+    """Text frames on the limit app's ``/publish`` socket (pings answered in the background)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.writer = None
+
+    async def __call__(self, kwargs: dict) -> None:
+        from bench.client import HANDSHAKE, client_frame
+
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.writer.write(HANDSHAKE.format(path="/publish", host="127.0.0.1", port=self.port).encode())
+            assert (await self.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            self.pongs = asyncio.ensure_future(self._answer_pings())
+        self.writer.write(client_frame(1, json.dumps(kwargs).encode()))
+        await self.writer.drain()
+
+    async def _answer_pings(self) -> None:
+        from bench.client import client_frame
+
+        with contextlib.suppress(Exception):
+            while True:
+                head = await self.reader.readexactly(2)
+                length = head[1] & 0x7F
+                if length == 126:
+                    length = int.from_bytes(await self.reader.readexactly(2), "big")
+                elif length == 127:
+                    length = int.from_bytes(await self.reader.readexactly(8), "big")
+                payload = await self.reader.readexactly(length)
+                if head[0] & 0x0F == 9:
+                    self.writer.write(client_frame(10, payload))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.pongs.cancel()
+            self.writer.close()
+
+
 def layer_publisher(system: str, layer: str, redis_url: str):
     """Publish from this process through the channel layer (Redis layers only)."""
     from channels.layers import channel_layers
@@ -218,13 +256,9 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
     else:
         command = [sys.executable, "-m", "uvicorn", APPS[system], "--host", "127.0.0.1", "--port", str(port),
                    "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    if args.profile and system == "fc":
-        command = [shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy", "record", "-r", "250",
-                   "-o", args.profile, "-f", "speedscope" if args.profile.endswith(".json") else "flamegraph",
-                   "--"] + command  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=raise_fd_limit)
     clients: list[ClientProcess] = []
-    http = HttpPublisher(port)
+    http = WebsocketPublisher(port) if system == "limit" else HttpPublisher(port)
     result: dict = {
         "system": system,
         "server": server,
@@ -234,7 +268,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
     }
     try:
         await wait_port(port, process)
-        pid = server_pid(process)
+        pid = process.pid
         publish = (
             http if system == "limit" or layer == "memory" else layer_publisher(system, layer, redis_url)
         )
@@ -250,7 +284,12 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         rss0 = rss_kib(pid)
         rest = n - warm
         shares = [rest // len(clients) + (i < rest % len(clients)) for i in range(len(clients))]
-        replies = await asyncio.gather(*(c.ask("connect", n=k) for c, k in zip(clients, shares, strict=True)))
+        replies = await asyncio.gather(
+            *(
+                c.ask("connect", n=k, concurrency=args.concurrency)
+                for c, k in zip(clients, shares, strict=True)
+            )
+        )
         failed = sum(r["failed"] for r in replies)
         elapsed = max(r["t1"] for r in replies) - min(r["t0"] for r in replies)
         result["connect_failed"] = failed
@@ -266,6 +305,12 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
             seqs = list(range(seq, seq + count))
             seq += count
             await asyncio.gather(*(c.ask("reset") for c in clients))
+            profiler = None
+            if args.profile and system == "fc" and rate is None:
+                spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+                profiler = subprocess.Popen([spy, "record", "--pid", str(pid), "-r", "200", "-o", args.profile,
+                                             "-f", "speedscope" if args.profile.endswith(".json") else "flamegraph"])  # fmt: skip
+                await asyncio.sleep(1.0)
             cpu0 = cpu_seconds(pid)
             start = time.time()
             for i, s in enumerate(seqs):
@@ -279,6 +324,9 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 *(c.ask("collect", seqs=seqs, quiet=args.quiet, timeout=args.timeout) for c in clients)
             )
             cpu = cpu_seconds(pid) - cpu0
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(30)
             latencies = [x for p in parts for x in p["latencies_ms"]]
             deliveries = sum(p["deliveries"] for p in parts)
             last = max((p["last"] for p in parts if p["last"]), default=published)
@@ -313,17 +361,6 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 client.process.kill()
             await client.process.wait()
         stop(process)
-
-
-def server_pid(process: subprocess.Popen) -> int:
-    """The server's PID (under py-spy, its child's)."""
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-    for _ in range(50):
-        kids = children.read_text().split() if children.exists() else []
-        if Path(process.args[0]).name != "py-spy" or kids:
-            return int(kids[0]) if kids and Path(process.args[0]).name == "py-spy" else process.pid
-        time.sleep(0.1)
-    return process.pid
 
 
 def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
@@ -382,9 +419,13 @@ async def run_quick(args: argparse.Namespace, redis_url: str) -> dict:
     trials: dict[tuple[str, str], dict] = {}
     plan = [(s, "daphne") for s in ("fc", "raw", "limit")]
     plan += [(s, "uvicorn") for s in ("fc", "limit")] if args.uvicorn else []
+    if args.only:
+        plan = [(s, server) for s, server in plan if f"{s}/{server}" in args.only.split(",")]
     for system, server in plan:
         log(f"{system} under {server}, {args.layer} layer, {args.clients} clients")
         trials[(system, server)] = await trial(system, server, args.layer, args, redis_url)
+    if args.only:
+        return {"trials": list(trials.values())}
     line = summary(args.layer, trials)
     line["trials"] = list(trials.values()) if args.verbose else None
     if args.output:
@@ -405,12 +446,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced10", type=int, default=50, help="messages at 10/s (0: skip)")
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--no-uvicorn", dest="uvicorn", action="store_false")
-    parser.add_argument("--quiet", type=float, default=3.0, help="seconds of silence that end a phase")
+    parser.add_argument("--quiet", type=float, default=10.0, help="seconds of silence that end a phase")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
     parser.add_argument("--profile", help="record the floorchannels server with py-spy to this file")
     parser.add_argument("--output", help="write every trial's figures here (JSON)")
     parser.add_argument("--verbose", action="store_true", help="include every trial in the JSON line")
+    parser.add_argument("--only", help="run only these trials, e.g. fc/daphne,limit/uvicorn")
+    parser.add_argument("--concurrency", type=int, default=25, help="connects in flight per client process")
     parser.add_argument("--full", action="store_true", help="sweep and write docs/benchmarks.md")
     return parser.parse_args(argv)
 
