@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT": 20.0,
     "RATE_LIMIT_BURST": 40,
     "RATE_LIMIT_CLOSE_AFTER": 50,
-    # On SIGTERM, close open sockets with 1001 and wait SHUTDOWN_GRACE seconds before the
+    # On SIGTERM, close open sockets with 4503 (going away) and wait SHUTDOWN_GRACE seconds before the
     # server's own handler stops it.
     "GRACEFUL_SHUTDOWN": True,
     "SHUTDOWN_GRACE": 0.5,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -25,10 +26,11 @@ from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer
 
-from . import metrics
+from . import metrics, protocol
 from .conf import fc_settings
 from .dispatch import DELIVER, RUN, channel_layer, queue_channel
 from .registry import registry
+from .topics import BROADCAST_GROUP
 from .worker import run_queued
 
 logger = logging.getLogger("floorchannels.hub")
@@ -42,6 +44,8 @@ RECENT_IDS = 4096
 #: seconds (nothing sent, no pings, no connects). Yielding after every frame costs a loop
 #: turn per socket; after a few thousand frames a burst is sent in a few frames per syscall.
 YIELD_EVERY = 2000
+
+PROBE = "fc.probe"
 
 #: Other message types a hub understands, by type: ``handler(hub, message)``. Handlers
 #: must not block; floorchannels.rest registers its resource events here.
@@ -65,10 +69,16 @@ class Hub:
         self._recent: OrderedDict[str, set[int]] = OrderedDict()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._unflushed = 0
+        self._recovering = False
+        self._failed_at = 0.0
+        self._probes: dict[str, asyncio.Future[bool]] = {}
+        #: A group only this hub is in, for probing the layer end to end.
+        self.probe_group = f"fc.h.{uuid.uuid4().hex}"
         self.started: asyncio.Future[None] = asyncio.ensure_future(self._start())
 
     async def _start(self) -> None:
         self.channel_name = await self.layer.new_channel(prefix="floorchannels-hub")
+        await self.layer.group_add(self.probe_group, self.channel_name)
         self._spawn(self._read())
         self._spawn(self._maintain())
         if _queues_in_process(self.layer):
@@ -143,8 +153,60 @@ class Hub:
             del self.groups[group]
         await asyncio.gather(*(self._change(g, self.layer.group_discard) for g in empty))
 
+    def layer_failed(self) -> None:
+        """The layer reported an error: check it until it works again, then tell the sockets.
+
+        Whatever was published meanwhile may not have reached this process (a Redis
+        restart also loses group memberships), so once a probe message makes the round
+        trip again every local socket gets a ``resync`` frame: loss is never silent.
+        """
+        if not self._recovering:
+            self._recovering = True
+            self._failed_at = time.time()
+            metrics.increment("layer_failures")
+            self._spawn(self._recover())
+
+    async def _recover(self) -> None:
+        delay = 0.1
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            try:
+                await self.refresh()
+                if await self._probe():
+                    break
+            except Exception:
+                continue
+        self._recovering = False
+        logger.warning(
+            "Channel layer reachable again after %.1f s; telling sockets to resync.",
+            time.time() - self._failed_at,
+        )
+        frame = protocol.encode(
+            {"type": "resync", "reason": "layer_outage", "since": self._failed_at, "at": time.time()}
+        )
+        for socket in list(self.groups.get(BROADCAST_GROUP, ())):
+            try:
+                await socket.send_frame(frame)
+            except Exception:
+                pass
+
+    async def _probe(self, timeout: float = 1.0) -> bool:
+        """Send a message to this hub through the layer; True when it comes back in time."""
+        token = uuid.uuid4().hex
+        arrived = self._probes[token] = asyncio.get_running_loop().create_future()
+        try:
+            await self.layer.group_send(self.probe_group, {"type": PROBE, "token": token})
+            await asyncio.wait_for(arrived, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._probes.pop(token, None)
+
     async def refresh(self) -> None:
         """Re-add every membership, restarting the layer's group_expiry clock."""
+        await self.layer.group_add(self.probe_group, self.channel_name)
         for group, members in list(self.groups.items()):
             if members:
                 await self.layer.group_add(group, self.channel_name)
@@ -159,8 +221,14 @@ class Hub:
                 raise
             except Exception:
                 metrics.increment("layer_receive_errors")
-                logger.exception("Receiving from the channel layer failed; retrying in 1 s.")
-                await asyncio.sleep(1)
+                logger.exception("Receiving from the channel layer failed; retrying.")
+                self.layer_failed()
+                await asyncio.sleep(0.25)
+                continue
+            if message.get("type") == PROBE:
+                arrived = self._probes.get(message.get("token"))
+                if arrived is not None and not arrived.done():
+                    arrived.set_result(True)
                 continue
             if message.get("type") != DELIVER:
                 handler = message_handlers.get(message.get("type"))
@@ -239,3 +307,10 @@ async def get_hub() -> Hub:
         hub = _hubs[loop] = Hub(channel_layer())
     await asyncio.shield(hub.started)
     return hub
+
+
+def layer_failed_everywhere() -> None:
+    """Called from any thread when a layer reports an error outside our own calls."""
+    for loop, hub in list(_hubs.items()):
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(hub.layer_failed)

@@ -52,10 +52,26 @@ class _CapacityFilter(logging.Filter):
         return True
 
 
+class _PubSubFailureFilter(logging.Filter):
+    """The pub/sub layer retries its Redis connection by itself and only logs the error:
+    tell the hubs, which probe the layer and send ``resync`` once it works again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            from .hub import layer_failed_everywhere
+
+            layer_failed_everywhere()
+        return True
+
+
 def watch_channels_redis() -> None:
-    logger_ = logging.getLogger("channels_redis.core")
-    if not any(isinstance(f, _CapacityFilter) for f in logger_.filters):
-        logger_.addFilter(_CapacityFilter())
-        # The record must reach the filter: the logger's level would discard INFO first.
-        if logger_.getEffectiveLevel() > logging.INFO:
-            logger_.setLevel(logging.INFO)
+    for name, watcher in (
+        ("channels_redis.core", _CapacityFilter),
+        ("channels_redis.pubsub", _PubSubFailureFilter),
+    ):
+        logger_ = logging.getLogger(name)
+        if not any(isinstance(f, watcher) for f in logger_.filters):
+            logger_.addFilter(watcher())
+            # The record must reach the filter: the logger's level would discard INFO first.
+            if logger_.getEffectiveLevel() > logging.INFO:
+                logger_.setLevel(logging.INFO)

@@ -30,7 +30,9 @@ class CloseCode:
     """Websocket close codes. 4xxx mirror the HTTP status they resemble."""
 
     NORMAL = 1000
-    GOING_AWAY = 1001
+    #: The server is shutting down: reconnect at once (to another process). Not 1001:
+    #: daphne (autobahn) lets applications send only 1000 and 3000-4999.
+    GOING_AWAY = 4503
     BAD_HELLO = 4400
     INVALID_KEY = 4401
     KEY_REFUSED = 4403

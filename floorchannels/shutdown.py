@@ -1,9 +1,10 @@
-"""Graceful shutdown: on SIGTERM, close every open socket with 1001 ("going away") first.
+"""Graceful shutdown: on SIGTERM, close every open socket with 4503 ("going away") first.
 
 ASGI servers stop on SIGTERM by dropping connections, which browsers see as an abnormal
-close (1006) and retry on their backoff schedule. A 1001 close frame tells the client the
+close (1006) and retry on their backoff schedule. A "going away" close frame tells the client the
 server is leaving on purpose, so it reconnects at once — to another process behind the load
-balancer. After closing, the server's own handler runs as before.
+balancer. After closing, the server's own handler runs as before. (The standard 1001 cannot
+be used: daphne, through autobahn, lets applications send only 1000 and 3000-4999.)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def install(hub: Any) -> None:
 
     def on_sigterm() -> None:
         sockets = list(hub.groups.get(BROADCAST_GROUP, ()))
-        logger.warning("SIGTERM: closing %d socket(s) with 1001 before stopping.", len(sockets))
+        logger.warning("SIGTERM: closing %d socket(s) as going away before stopping.", len(sockets))
         for socket in sockets:
             asyncio.ensure_future(socket.close(CloseCode.GOING_AWAY))
         loop.call_later(fc_settings.SHUTDOWN_GRACE, _chain, previous)

@@ -57,7 +57,20 @@ DATABASES = {
 }
 
 REDIS_URL = os.environ.get("REDIS_URL")
-if REDIS_URL:
+if REDIS_URL and os.environ.get("REDIS_LAYER") == "core":
+    # The list-based layer. Each process's hub channel receives every group message of
+    # that process, so it gets a large capacity (see docs/deployment.md).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": 1000,
+                "channel_capacity": {"floorchannels-hub*": 100000},
+            },
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

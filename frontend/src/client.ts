@@ -30,6 +30,8 @@ export const PROTOCOL_VERSION = 1;
 
 /** Close codes after which retrying with the same key cannot succeed. */
 export const REFUSED_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4410]);
+/** The server is shutting down on purpose: reconnect at once (within a short jitter). */
+export const GOING_AWAY_CLOSE_CODE = 4503;
 
 export type State = "connecting" | "open" | "closed";
 
@@ -203,6 +205,8 @@ export class Client extends EventTarget {
   });
 
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly random: () => number;
+  private readonly backoffMin: number;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private deadTimer: ReturnType<typeof setTimeout> | undefined;
@@ -214,6 +218,8 @@ export class Client extends EventTarget {
     this.url = options.url;
     this.windowKey = options.windowKey;
     this.backoff = new Backoff({ min: options.backoffMin, max: options.backoffMax, random: options.random });
+    this.random = options.random ?? Math.random;
+    this.backoffMin = options.backoffMin ?? 500;
     const WS = options.WebSocket ?? (globalThis.WebSocket as unknown as WebSocketConstructor | undefined);
     if (!WS) throw new TypeError("floorchannels: no WebSocket implementation");
     this.WS = WS;
@@ -396,7 +402,9 @@ export class Client extends EventTarget {
 
   private scheduleReconnect(code: number, reason: string): void {
     this.setState("connecting");
-    const delay = this.backoff.next();
+    // A server that said it is going away is replaced behind the load balancer: come back
+    // now, spread over backoffMin so a whole fleet does not arrive in the same instant.
+    const delay = code === GOING_AWAY_CLOSE_CODE ? Math.floor(this.random() * this.backoffMin) : this.backoff.next();
     this.reconnectTimer = setTimeout(() => this.openSocket(), delay);
     this.emit("disconnect", { code, reason, delay });
   }

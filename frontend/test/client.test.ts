@@ -339,6 +339,27 @@ describe("reconnect", () => {
     ]);
   });
 
+  it("comes back at once, within backoffMin, when the server is going away (4503)", () => {
+    const client = makeClient({ random: () => 0.5 });
+    const disconnects = events(client, "disconnect");
+    FakeSocket.last.accept();
+    FakeSocket.last.serverClose(1006); // a crash: the backoff's delay (500-1000 ms)
+    vi.advanceTimersByTime(750);
+    FakeSocket.last.accept();
+    for (let i = 0; i < 3; i += 1) {
+      FakeSocket.last.serverClose(4503); // a deploy: no backoff growth, whatever the count
+      vi.advanceTimersByTime(250);
+      FakeSocket.last.accept();
+    }
+    expect(client.state).toBe("open");
+    expect(disconnects.map((d) => [d.code, d.delay])).toEqual([
+      [1006, 750],
+      [4503, 250],
+      [4503, 250],
+      [4503, 250],
+    ]);
+  });
+
   it("resets the backoff after a successful welcome", () => {
     const client = makeClient({ random: () => 0.999999 });
     const disconnects = events(client, "disconnect");
