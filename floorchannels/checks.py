@@ -107,3 +107,31 @@ def check_worker_command(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+@register()
+def check_capacity(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Channels' default capacity (100) silently drops bursts on the hub's channel."""
+    alias = fc_settings.CHANNEL_LAYER
+    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get(alias) or {}
+    backend = config.get("BACKEND", "")
+    if "pubsub" in backend.lower():
+        return []  # no capacity limit
+    options = config.get("CONFIG") or {}
+    capacity = options.get("capacity", 100)
+    hub_capacity = max(
+        [
+            capacity,
+            *(c for p, c in (options.get("channel_capacity") or {}).items() if "floorchannels-hub" in p),
+        ]
+    )
+    if hub_capacity < 1000:
+        return [
+            Warning(
+                f"The {alias!r} channel layer holds at most {hub_capacity} messages per channel: a burst "
+                "larger than that to one process is dropped.",
+                hint='Raise "capacity" (or "channel_capacity": {"floorchannels-hub*": 100000}); see docs/deployment.md.',
+                id="floorchannels.W003",
+            )
+        ]
+    return []

@@ -178,7 +178,11 @@ class SignalConsumer:
             if not bucket.take():
                 metrics.increment("rate_limited")
                 if bucket.refused_in_a_row >= close_after:
-                    logger.warning("Closed window %s: it kept flooding.", self.window_id)
+                    logger.warning(
+                        "Closed window %s: it kept flooding.",
+                        self.window_id,
+                        extra={"window_id": self.window_id},
+                    )
                     await self.close(CloseCode.RATE_LIMITED)
                     return
                 await self._refuse_flood(text)
@@ -267,7 +271,9 @@ class SignalConsumer:
                 return await subscriptions.subscribe(self, frame)
             return await subscriptions.unsubscribe(self, frame)
         except Exception:
-            logger.exception("A %s failed (window %s).", kind, self.window_id)
+            logger.exception(
+                "A %s failed (window %s).", kind, self.window_id, extra={"window_id": self.window_id}
+            )
             return protocol.reply_error(
                 call_id, protocol.SERVER_ERROR, "The subscription failed on the server."
             )
@@ -291,7 +297,12 @@ class SignalConsumer:
         except InvalidArguments as exc:
             return protocol.reply_error(call_id, protocol.INVALID_ARGUMENTS, str(exc))
         except Exception:
-            logger.exception("Permission check of %s failed (window %s).", name, self.window_id)
+            logger.exception(
+                "Permission check of %s failed (window %s).",
+                name,
+                self.window_id,
+                extra={"window_id": self.window_id},
+            )
             return protocol.reply_error(call_id, protocol.SERVER_ERROR, "The signal failed on the server.")
         results, queued = [], False
         try:
@@ -304,10 +315,14 @@ class SignalConsumer:
                     async with asyncio.timeout(fc_settings.CALL_TIMEOUT):
                         results.append(await handler.arun(window, kwargs))
         except TimeoutError:
-            logger.error("Signal %s timed out (window %s).", name, self.window_id)
+            logger.error(
+                "Signal %s timed out (window %s).", name, self.window_id, extra={"window_id": self.window_id}
+            )
             return protocol.reply_error(call_id, protocol.TIMEOUT, "The signal took too long.")
         except Exception:
-            logger.exception("Signal %s failed (window %s).", name, self.window_id)
+            logger.exception(
+                "Signal %s failed (window %s).", name, self.window_id, extra={"window_id": self.window_id}
+            )
             return protocol.reply_error(call_id, protocol.SERVER_ERROR, "The signal failed on the server.")
         result = results[0] if len(handlers) == 1 else results
         return protocol.reply_ok(call_id, result, queued=queued)

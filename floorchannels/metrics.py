@@ -1,12 +1,22 @@
 """Process-wide counters: what happened, not how fast.
 
-Kept dependency-free; :func:`snapshot` returns a copy that a health view, a log line or a
-Prometheus collector can expose.
+Kept dependency-free. :func:`snapshot` is the hook: a health view, a log line or any
+monitoring agent can read it. With ``prometheus_client`` installed (the ``prometheus``
+extra), :func:`register_prometheus` exposes the same numbers as Prometheus counters.
+
+Names (all counters unless said): ``connections``, ``disconnections``, ``connections_open``
+(gauge, derived), ``frames_sent``, ``call_ok`` and ``call_<error code>`` (likewise for
+``subscribe_``/``unsubscribe_``), ``refused_<reason>`` (``invalid_key``, ``expired_key``,
+``key_refused``, ``origin``, ``bad_hello``, ``hello_timeout``, ``too_large``),
+``rate_limited``, ``dropped``, ``expired``, ``publish_errors``, ``layer_failures``,
+``layer_receive_errors``, ``revoked_windows``, ``send_errors``, ``queued_ok``,
+``queued_error``, ``resource_events_<action>``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 _counters: Counter[str] = Counter()
 
@@ -16,8 +26,33 @@ def increment(name: str, amount: int = 1) -> None:
 
 
 def snapshot() -> dict[str, int]:
-    return dict(_counters)
+    """A copy of every counter, plus the derived ``connections_open`` gauge."""
+    values = dict(_counters)
+    values["connections_open"] = values.get("connections", 0) - values.get("disconnections", 0)
+    return values
 
 
 def reset() -> None:
     _counters.clear()
+
+
+class PrometheusCollector:
+    """A ``prometheus_client`` collector reading :func:`snapshot` at scrape time."""
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        for name, value in sorted(snapshot().items()):
+            if name == "connections_open":
+                yield GaugeMetricFamily("floorchannels_connections_open", "Open websockets.", value=value)
+            else:
+                yield CounterMetricFamily(f"floorchannels_{name}", f"floorchannels {name}.", value=value)
+
+
+def register_prometheus(registry: Any = None) -> PrometheusCollector:
+    """Expose the counters in ``registry`` (default: prometheus_client's global one)."""
+    from prometheus_client import REGISTRY
+
+    collector = PrometheusCollector()
+    (registry or REGISTRY).register(collector)
+    return collector

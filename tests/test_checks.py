@@ -49,3 +49,20 @@ def test_queues_without_the_channels_app_warn():
     ]
     with override_settings(INSTALLED_APPS=apps_without_channels):
         assert ids(check_worker_command()) == ["floorchannels.W002"]
+
+
+def test_small_capacity_warns():
+    from floorchannels.checks import check_capacity
+
+    assert check_capacity() == []  # the test settings use 10,000
+    small = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    with override_settings(CHANNEL_LAYERS=small):
+        assert ids(check_capacity()) == ["floorchannels.W003"]
+    sized = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"channel_capacity": {"floorchannels-hub*": 100000}},
+        }
+    }
+    with override_settings(CHANNEL_LAYERS=sized):
+        assert check_capacity() == []
