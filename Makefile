@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 APT_PACKAGES := redis-server chromium
 
-.PHONY: run test test-python test-js lint format system-packages venv npm clean
+.PHONY: run test test-python test-js lint format system-packages venv npm clean bench bench-full
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix floorchannels sampleproject tests
 	$(VENV)/bin/ruff format floorchannels sampleproject tests
+
+# Benchmarks (bench/, docs/benchmarks.md): quick mode prints one JSON line last (< 5 min);
+# BENCH_LAYER=memory|core|pubsub picks the layer. bench-full sweeps sizes and rewrites the doc.
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+bench-full: $(STAMP)
+	$(PY) -m pip install --quiet matplotlib
+	$(PY) -m bench.run --full
 
 clean:
 	rm -rf $(VENV) frontend/node_modules
