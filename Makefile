@@ -35,10 +35,21 @@ run: $(STAMP)
 	@echo "Serving the sample project at http://127.0.0.1:8000 ($${REDIS_URL:+Redis layer at $$REDIS_URL}$${REDIS_URL:-in-memory layer})"
 	$(VENV)/bin/daphne -b 127.0.0.1 -p 8000 sampleproject.asgi:application
 
-test: system-packages $(STAMP) npm lint test-js test-python
+test: system-packages $(STAMP) npm lint test-js test-python test-django6
 
 test-python: $(STAMP)
 	$(PY) -m pytest -q -rs
+
+# The baseline is Python 3.11 + Django 5.2 LTS; Django 6 needs Python >= 3.12. Run the
+# unit tests (not the end-to-end ones, which add nothing version-specific) there too.
+test-django6:
+	@py=""; for c in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bin/python3.12 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
+	  if $$c -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then py=$$c; break; fi; \
+	done; \
+	if [ -z "$$py" ]; then echo "No Python >= 3.12 found: cannot test Django 6"; exit 1; fi; \
+	test -x .venv-django6/bin/python || $$py -m venv .venv-django6; \
+	.venv-django6/bin/python -m pip install --quiet -e '.[test]' 'django>=6'; \
+	.venv-django6/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/test_bench_smoke.py
 
 test-js:
 	@if [ -f frontend/package.json ]; then cd frontend && npm test; fi
@@ -61,4 +72,4 @@ bench-full: $(STAMP)
 	$(PY) -m bench.run --full
 
 clean:
-	rm -rf $(VENV) frontend/node_modules
+	rm -rf $(VENV) .venv-django6 frontend/node_modules
