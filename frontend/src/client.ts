@@ -12,9 +12,16 @@
  * Resource subscriptions (`subscribe()`) live in `subscriptions.ts`; the client
  * feeds them the socket's lifecycle: sent after each `welcome`, forgotten when
  * the socket drops, dropped for good on close.
+ *
+ * Recovery (`recovery.ts`): the client remembers the last `seq` of each group
+ * and the history epoch from `signal` frames, sends them as `resume` in the
+ * `hello` of every reconnect, runs handlers once per message id, and turns
+ * `resync` frames into a `resync` event.
  */
 
 import { Backoff } from "./backoff";
+import { Recovery } from "./recovery";
+import type { ResyncDetail } from "./recovery";
 import { FloorchannelsError } from "./errors";
 import type { ErrorCode } from "./errors";
 import { Subscription, Subscriptions } from "./subscriptions";
@@ -97,6 +104,12 @@ export interface SignalFrame {
   signal: string;
   kwargs: Record<string, any>;
   id?: string | number;
+  /** The group alias, when the group keeps history. */
+  g?: string;
+  /** The message's position in that group's history (`"1732200000000-3"`). */
+  seq?: string;
+  /** The history epoch. */
+  e?: string | number;
 }
 
 export type SignalHandler = (kwargs: Record<string, any>, frame: SignalFrame) => unknown;
@@ -128,6 +141,8 @@ export interface ClientEventDetails {
   resubscribe: ResubscribeDetail;
   /** The server refused to renew a subscription after a reconnect: it is dropped. */
   subscriptionerror: SubscriptionErrorDetail;
+  /** Messages to this window may be lost and cannot be replayed: refetch what the page shows. */
+  resync: ResyncDetail;
 }
 
 export type ClientEventMap = { [K in keyof ClientEventDetails]: CustomEvent<ClientEventDetails[K]> };
@@ -196,6 +211,9 @@ export class Client extends EventTarget {
   private buffer: Pending[] = [];
   private nextCallId = 1;
   private nextPingId = 1;
+  private readonly recovery = new Recovery();
+  /** Whether a socket was ever welcomed: later sockets are reconnects, which resume. */
+  private welcomedBefore = false;
   private readonly subscriptions = new Subscriptions({
     nextId: () => this.nextCallId++,
     isOpen: () => this.state === "open" && this.ws !== null && this.ws.readyState === OPEN,
@@ -361,7 +379,7 @@ export class Client extends EventTarget {
     }
     this.ws = ws;
     ws.onopen = () => {
-      if (ws === this.ws) this.send({ type: "hello", window_key: this.windowKey, protocol: PROTOCOL_VERSION });
+      if (ws === this.ws) this.sendHello();
     };
     ws.onmessage = (event) => {
       if (ws === this.ws) this.receive(event.data);
@@ -468,7 +486,10 @@ export class Client extends EventTarget {
         if (frame.subscription !== undefined && typeof frame.action === "string") this.subscriptions.event(frame as EventFrame);
         break;
       case "signal":
-        if (typeof frame.signal === "string") this.dispatchSignal(frame as SignalFrame);
+        if (typeof frame.signal === "string" && this.recovery.signal(frame)) this.dispatchSignal(frame as SignalFrame);
+        break;
+      case "resync":
+        this.resynced(frame);
         break;
       case "refresh":
         if (typeof frame.window_key === "string" && frame.window_key) {
@@ -493,6 +514,7 @@ export class Client extends EventTarget {
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.windowId = frame.window_id;
+    this.welcomedBefore = true;
     if (typeof frame.key_expires === "number") this.keyExpires = frame.key_expires;
     this.backoff.reset();
     this.startHeartbeat(typeof frame.heartbeat === "number" && frame.heartbeat > 0 ? frame.heartbeat : this.defaultHeartbeat);
@@ -502,6 +524,23 @@ export class Client extends EventTarget {
     // calls made while offline, oldest first; unless a listener closed us.
     if (this.state === "open") this.subscriptions.welcomed();
     while (this.state === "open" && this.buffer.length) this.sendCall(this.buffer.shift()!);
+  }
+
+  /** `hello`, with `resume` on a reconnect when there is anything to resume (a refreshed key is the same window). */
+  private sendHello(): void {
+    const hello: Record<string, unknown> = { type: "hello", window_key: this.windowKey, protocol: PROTOCOL_VERSION };
+    const resume = this.welcomedBefore ? this.recovery.resume() : undefined;
+    if (resume) hello.resume = resume;
+    this.send(hello);
+  }
+
+  private resynced(frame: any): void {
+    const group = typeof frame.g === "string" && frame.g ? frame.g : null;
+    this.recovery.resynced(group);
+    const detail: ResyncDetail = { reason: String(frame.reason ?? ""), group };
+    if (typeof frame.since === "number") detail.since = frame.since;
+    if (typeof frame.at === "number") detail.at = frame.at;
+    this.emit("resync", detail);
   }
 
   private replied(frame: any): void {

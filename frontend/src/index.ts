@@ -33,6 +33,8 @@ export type {
   SubscribeOptions,
   SubscriptionErrorDetail,
 } from "./subscriptions";
+export { compareSeq, RECENT_IDS } from "./recovery";
+export type { ResumeState, ResyncDetail, ResyncReason } from "./recovery";
 export { liveList } from "./live";
 export type { LiveList, LiveListOptions } from "./live";
 export { FloorchannelsError, CLIENT_CODES } from "./errors";

@@ -9,7 +9,8 @@
  * Items are matched to events by `String(item[key]) === event.pk` (event pks are
  * strings; serializers usually give numbers). Events without `data` (id-only
  * resources) are completed with `fetch(pk)`; a `null` answer removes the item.
- * After a reconnect the list reconciles with `refetch()` (or, without it, by
+ * After a reconnect (`resubscribe`) and after any `resync` (messages may have
+ * been lost) the list reconciles with `refetch()` (or, without it, by
  * `fetch()`ing each item it holds); events that arrive while a refetch runs are
  * applied on top of its result, in order.
  */
@@ -28,7 +29,7 @@ export interface LiveListOptions<T> {
   sort?: (a: T, b: T) => number;
   /** The object with this pk, or `null` when it is gone or not visible: for events without `data`, and to refresh items. */
   fetch?: (pk: string) => Promise<T | null | undefined>;
-  /** The whole list: loads it when no `items` are given, and replaces the items after each re-subscribe. */
+  /** The whole list: loads it when no `items` are given, and replaces the items after each re-subscribe and resync. */
   refetch?: () => Promise<readonly T[]>;
   /** Called with a copy of the items after each event (`event`) and each (re)load (`null`). */
   onChange?: (items: T[], event: ResourceEvent<T> | null) => void;
@@ -158,10 +159,18 @@ export function liveList<T = any>(client: Client, resource: string, options: Liv
     return Promise.resolve();
   };
 
+  const reloadLogged = (): void => {
+    reload().catch((error) => console.error(`floorchannels: reloading the live list "${resource}" failed`, error));
+  };
   const onResubscribe = (e: Event): void => {
     const detail = (e as CustomEvent).detail;
     if (closed || !subscription || detail?.subscription !== subscription) return;
-    reload().catch((error) => console.error(`floorchannels: reloading the live list "${resource}" failed`, error));
+    reloadLogged();
+  };
+  /** Any resync: events of this list may be lost too (the client cannot tell which groups carry them). */
+  const onResync = (): void => {
+    if (closed || !subscription || !subscription.active) return;
+    reloadLogged();
   };
   const onSubscriptionError = (e: Event): void => {
     if (subscription && (e as CustomEvent).detail?.subscription === subscription) unlisten();
@@ -169,9 +178,11 @@ export function liveList<T = any>(client: Client, resource: string, options: Liv
   const unlisten = (): void => {
     client.removeEventListener("resubscribe", onResubscribe);
     client.removeEventListener("subscriptionerror", onSubscriptionError);
+    client.removeEventListener("resync", onResync);
   };
   client.addEventListener("resubscribe", onResubscribe);
   client.addEventListener("subscriptionerror", onSubscriptionError);
+  client.addEventListener("resync", onResync);
 
   const loadsItself = !options.items && !!options.refetch;
   if (loadsItself) held = []; // events wait for the first load

@@ -231,6 +231,41 @@ describe("liveList", () => {
     expect(texts(list.items)).toEqual(["2:fresh 2"]);
   });
 
+  it("any resync reloads with refetch, and events during it apply on top", async () => {
+    const refetch = vi.fn();
+    const onChange = vi.fn();
+    const { list, sub } = await subscribed({ items: [{ id: 1, text: "a" }], refetch, onChange });
+    const reload = deferred<Note[]>();
+    refetch.mockReturnValueOnce(reload.promise);
+    FakeSocket.last.receive({ type: "resync", reason: "history", g: "G1" });
+    expect(refetch).toHaveBeenCalledTimes(1);
+    send(sub, "created", 3, { id: 3, text: "c" });
+    expect(texts(list.items)).toEqual(["1:a"]); // held until the reload is in
+    reload.resolve([{ id: 2, text: "b" }]);
+    await flush();
+    expect(texts(list.items)).toEqual(["2:b", "3:c"]);
+    expect(onChange.mock.calls.map((c) => c[1]?.action ?? null)).toEqual([null, "created"]);
+
+    refetch.mockResolvedValueOnce([{ id: 4, text: "d" }]);
+    FakeSocket.last.receive({ type: "resync", reason: "layer_outage", since: 1, at: 2 }); // every group
+    await flush();
+    expect(refetch).toHaveBeenCalledTimes(2);
+    expect(texts(list.items)).toEqual(["4:d"]);
+  });
+
+  it("a resync without refetch re-fetches each held item; a closed list ignores it", async () => {
+    const fetch = vi.fn(async (pk: string) => ({ id: Number(pk), text: `fresh ${pk}` }));
+    const { list } = await subscribed({ fetch, items: [{ id: 1, text: "a" }, { id: 2, text: "b" }] });
+    FakeSocket.last.receive({ type: "resync", reason: "epoch", g: "G1" });
+    await flush();
+    expect(fetch.mock.calls.map((c) => c[0]).sort()).toEqual(["1", "2"]);
+    expect(texts(list.items)).toEqual(["1:fresh 1", "2:fresh 2"]);
+    list.close();
+    FakeSocket.last.receive({ type: "resync", reason: "history", g: "G1" });
+    await flush();
+    expect(fetch).toHaveBeenCalledTimes(2);
+  });
+
   it("ready rejects with the subscription's error code", async () => {
     const list = liveList(client, "nope");
     const frame = lastSubscribe();
