@@ -19,20 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 CHART = ROOT / "docs" / "benchmarks.png"
 BEGIN, END = "<!-- bench-full:begin -->", "<!-- bench-full:end -->"
-SIZES = [10, 100, 1000, 5000, 10000]
 RAW_MAX = 5000
 
 
 async def run_full(args: argparse.Namespace, redis_url: str, trial) -> dict:
     rows = []
-    for size in SIZES:
+    for size in [int(x) for x in args.sizes.split(",")]:
         for system in ("fc", "raw", "limit"):
             if system == "raw" and size > RAW_MAX:
                 continue
             sub = copy.copy(args)
             sub.clients = size
             sub.messages = max(20, min(200, 200_000 // size))
-            sub.paced, sub.paced10 = (20, 50) if size == 1000 else (0, 0)
+            sub.paced, sub.paced10 = (args.paced, args.paced10) if size == 1000 else (0, 0)
             sub.client_procs = 2 if size > 100 else 1
             print(f"{system}: {size} sockets, burst of {sub.messages}", flush=True)
             rows.append(await trial(system, "daphne", args.layer, sub, redis_url))

@@ -455,6 +455,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", help="run only these trials, e.g. fc/daphne,limit/uvicorn")
     parser.add_argument("--concurrency", type=int, default=25, help="connects in flight per client process")
     parser.add_argument("--full", action="store_true", help="sweep and write docs/benchmarks.md")
+    parser.add_argument("--sizes", default="10,100,1000,5000,10000", help="group sizes of the full mode")
     return parser.parse_args(argv)
 
 
