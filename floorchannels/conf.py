@@ -56,6 +56,13 @@ DEFAULTS: dict[str, Any] = {
     # How many visible pks a list subscription records at subscribe time (so deletions go
     # only to windows that saw the object). Past this, deletions reach the whole partition.
     "MAX_TRACKED_PKS": 10000,
+    # Per-group history for replay after reconnects: HISTORY_SIZE messages per group, none
+    # older than HISTORY_TTL seconds. Stored in Redis with the Redis layers (the layer's
+    # first host, or HISTORY_REDIS_URL), in memory with the in-memory layer.
+    "HISTORY": True,
+    "HISTORY_SIZE": 1000,
+    "HISTORY_TTL": 600,
+    "HISTORY_REDIS_URL": None,
     # Modules named so in every installed app are imported at start-up.
     "AUTODISCOVER": "signals",
 }

@@ -9,6 +9,7 @@ message. It follows docs/protocol.md: hello → welcome, then calls, pings and s
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from types import MappingProxyType
@@ -21,6 +22,7 @@ from . import metrics, permissions, protocol, shutdown
 from .arguments import InvalidArguments
 from .conf import fc_settings
 from .dispatch import enqueue
+from .history import alias, get_history, parse_seq, with_position
 from .hub import Hub, get_hub
 from .limits import TokenBucket
 from .origins import origin_allowed
@@ -47,6 +49,8 @@ class SignalConsumer:
 
     window: WindowInfo | None = None
     window_id = ""
+    #: Frames held back while the window is replayed what it missed (None: not replaying).
+    _held: list[str] | None = None
     #: Digest of the session key of a signed-in window, so a logout closes its windows.
     session_hash: str | None = None
     #: Live resource subscriptions by id; a window that never subscribes shares this empty,
@@ -132,20 +136,73 @@ class SignalConsumer:
         if window.user_pk is not None:
             self.session_hash = session_hash(getattr(self.scope.get("session"), "session_key", None))
         self._groups = window.groups
+        history = get_history()
+        resume = frame.get("resume") if history is not None else None
+        if resume:
+            self._held = []  # live messages that arrive during the replay wait for it
         self.hub = await get_hub()
         shutdown.install(self.hub)
         await self.hub.join(self, self._groups)
         self._schedule_refresh()
-        await self.send_json(
-            {
-                "type": "welcome",
-                "window_id": window.window_id,
-                "protocol": protocol.VERSION,
-                "heartbeat": fc_settings.HEARTBEAT,
-                "key_expires": window.issued_at + fc_settings.WINDOW_KEY_MAX_AGE,
-            }
-        )
+        welcome = {
+            "type": "welcome",
+            "window_id": window.window_id,
+            "protocol": protocol.VERSION,
+            "heartbeat": fc_settings.HEARTBEAT,
+            "key_expires": window.issued_at + fc_settings.WINDOW_KEY_MAX_AGE,
+        }
+        if history is not None:
+            # Where each group's history stands now (read after joining, so nothing can
+            # fall between): the client resumes from here if it has seen nothing newer.
+            try:
+                epoch, positions = await history.positions(self._groups)
+                welcome["e"] = epoch
+                welcome["seqs"] = {alias(group): f"{seq}-0" for group, seq in positions.items()}
+            except Exception:
+                logger.exception("Could not read the history positions (window %s).", self.window_id)
+        await self._write(protocol.encode(welcome))
+        if resume:
+            await self._replay(history, resume, welcome.get("e"), welcome.get("seqs") or {})
         return True
+
+    async def _replay(self, history: Any, resume: Any, epoch_now: Any, positions: dict[str, str]) -> None:
+        """Send what this window missed in each of its groups, then what arrived meanwhile."""
+        replayed: set[str] = set()
+        try:
+            if not isinstance(resume, dict) or not isinstance(resume.get("seqs"), dict):
+                raise ProtocolError("resume needs {'e': epoch, 'seqs': {alias: seq}}.")
+            epoch = str(resume.get("e"))[:64]
+            # Only this window's current groups: never replay what it may no longer see.
+            mine = {alias(group): group for group in self._groups}
+            wanted = [(a, resume["seqs"][a]) for a in mine if a in resume["seqs"]]
+            for group_alias, seq_text in wanted:
+                group, seq = mine[group_alias], parse_seq(seq_text)
+                if seq is None:
+                    continue
+                entries = await history.since(group, epoch, seq)
+                if isinstance(entries, str):
+                    metrics.increment(f"resync_{entries}")
+                    resync = {"type": "resync", "reason": entries, "g": group_alias}
+                    if group_alias in positions:  # where to resume from next time
+                        resync.update(seq=positions[group_alias], e=epoch_now)
+                    await self._write(protocol.encode(resync))
+                    continue
+                for entry in entries:
+                    replayed.add(entry.message_id)
+                    await self._write(with_position(entry.frame, group_alias, entry.seq, epoch))
+                metrics.increment("replayed", len(entries))
+        except ProtocolError as exc:
+            await self._write(protocol.encode(protocol.error(exc.code, exc.message)))
+        except Exception:
+            logger.exception(
+                "Replay failed (window %s).", self.window_id, extra={"window_id": self.window_id}
+            )
+            await self._write(protocol.encode({"type": "resync", "reason": "history"}))
+        finally:
+            held, self._held = self._held, None
+            for text in held or ():
+                if not replayed or _message_id(text) not in replayed:
+                    await self._write(text)
 
     def _leave(self) -> None:
         if self._refresh_timer is not None:
@@ -349,6 +406,13 @@ class SignalConsumer:
     # Sending -----------------------------------------------------------------------------
 
     async def send_frame(self, text: str) -> None:
+        """Write a frame, or hold it while the window is being replayed its missed messages."""
+        if self._held is not None:
+            self._held.append(text)
+            return
+        await self._write(text)
+
+    async def _write(self, text: str) -> None:
         send = self._frame_send
         if send is None:
             # Channels' session middleware wraps send() only to save the session on an HTTP
@@ -369,6 +433,13 @@ class SignalConsumer:
             await self._send({"type": "websocket.close", "code": code})
         except Exception:  # already gone: nothing left to close
             logger.debug("Window %s was already closed.", self.window_id, exc_info=True)
+
+
+def _message_id(text: str) -> Any:
+    try:
+        return json.loads(text).get("id")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _client(scope: dict[str, Any]) -> str:

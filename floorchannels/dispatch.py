@@ -21,6 +21,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import metrics, protocol
 from .conf import fc_settings
+from .history import alias, get_history, with_position
 from .layers import group_send
 from .registry import Handler, registry
 from .targets import SERVER, groups_for
@@ -126,8 +127,14 @@ class Publication:
         if self.groups:
             layer = channel_layer()
             message = self.group_message()
+            # Delayed messages stay out of the history: a replay must not deliver them early.
+            history = get_history() if self.eta is None else None
             for group in self.groups:
-                await group_send(layer, group, dict(message, group=group))
+                frame = message["frame"]
+                if history is not None:
+                    epoch, seq = await history.append(group, self.id, frame)
+                    frame = with_position(frame, alias(group), seq, epoch)
+                await group_send(layer, group, dict(message, group=group, frame=frame))
 
 
 async def enqueue(

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 
-from floorchannels import metrics, window_key
+from floorchannels import history, metrics, window_key
 from tests.asgi import application
 from tests.testapp import signals as test_signals
 
@@ -23,6 +23,7 @@ WS_PATH = "/ws/floorchannels/"
 def fresh_layer():
     """A new in-memory layer (and so a new hub) for every test."""
     channel_layers.backends.clear()
+    history.reset()
     metrics.reset()
     test_signals.ran.clear()
     yield

@@ -10,7 +10,9 @@ from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
 from floorchannels import BROADCAST, USER, WINDOW, acall
+from floorchannels.history import alias
 from floorchannels.protocol import CloseCode
+from floorchannels.topics import group_for_topic
 from tests.conftest import connect_raw, expect_close, make_key, open_window, session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -422,7 +424,16 @@ async def test_topics_reach_only_granted_windows():
     other = await open_window(make_key(topics=[("room", 2)]))
     await acall("room.news", ("room", 1), kwargs={"text": "hi"})
     frame = await granted.receive()
-    assert frame == {"type": "signal", "signal": "room.news", "kwargs": {"text": "hi"}, "id": frame["id"]}
+    assert frame == {
+        "type": "signal",
+        "signal": "room.news",
+        "kwargs": {"text": "hi"},
+        "id": frame["id"],
+        # Its position in the topic's history, for replay after a reconnect.
+        "g": alias(group_for_topic(("room", 1))),
+        "seq": "1-0",
+        "e": frame["e"],
+    }
     assert await other.nothing()
     await granted.close()
     await other.close()

@@ -515,6 +515,7 @@ export class Client extends EventTarget {
     this.connectTimer = undefined;
     this.windowId = frame.window_id;
     this.welcomedBefore = true;
+    this.recovery.positions((frame as any).e, (frame as any).seqs);
     if (typeof frame.key_expires === "number") this.keyExpires = frame.key_expires;
     this.backoff.reset();
     this.startHeartbeat(typeof frame.heartbeat === "number" && frame.heartbeat > 0 ? frame.heartbeat : this.defaultHeartbeat);
@@ -536,7 +537,7 @@ export class Client extends EventTarget {
 
   private resynced(frame: any): void {
     const group = typeof frame.g === "string" && frame.g ? frame.g : null;
-    this.recovery.resynced(group);
+    this.recovery.resynced(group, frame.seq, frame.e);
     const detail: ResyncDetail = { reason: String(frame.reason ?? ""), group };
     if (typeof frame.since === "number") detail.since = frame.since;
     if (typeof frame.at === "number") detail.at = frame.at;

@@ -91,10 +91,32 @@ export class Recovery {
     return true;
   }
 
-  /** History cannot fill a gap in group `g` (`undefined`/`null`: in every group): nothing to resume from there. */
-  resynced(g: string | null | undefined): void {
-    if (g === undefined || g === null) this.seqs.clear();
-    else this.seqs.delete(g);
+  /**
+   * History cannot fill a gap in group `g`. The server says where the group stands now
+   * (`seq`, `e`): resume from there next time. Without `g` (a channel-layer outage) the
+   * stored seqs stay: the history may still hold what was missed.
+   */
+  resynced(g: string | null | undefined, seq?: unknown, e?: unknown): void {
+    if (g === undefined || g === null) return;
+    this.seqs.delete(g);
+    if (e !== undefined && e !== this.epoch) return; // a new epoch arrives with its positions
+    if (typeof seq === "string" && seqParts(seq)) this.seqs.set(g, seq);
+  }
+
+  /**
+   * The `welcome` frame's positions: where each of the window's groups stands. Groups
+   * this client has seen nothing of start from there, so a drop before their first
+   * message can still be resumed; a new epoch replaces everything.
+   */
+  positions(e: unknown, seqs: unknown): void {
+    if ((typeof e !== "string" && typeof e !== "number") || typeof seqs !== "object" || seqs === null) return;
+    if (e !== this.epoch) {
+      this.seqs.clear();
+      this.epoch = e;
+    }
+    for (const [g, seq] of Object.entries(seqs as Record<string, unknown>)) {
+      if (typeof seq === "string" && seqParts(seq) && !this.seqs.has(g)) this.seqs.set(g, seq);
+    }
   }
 
   /** The `resume` field for the next `hello`, or `undefined` when there is nothing to resume. */

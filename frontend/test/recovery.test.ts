@@ -195,7 +195,7 @@ describe("resync", () => {
     ]);
   });
 
-  it("drops the seq of that group, and of every group without g", () => {
+  it("drops the seq of that group, or moves it to where the server says the group stands", () => {
     let ws = FakeSocket.last;
     ws.accept();
     ws.receive(signal("m1", "G1", "1-0"));
@@ -204,10 +204,40 @@ describe("resync", () => {
     ws = reopen();
     expect(ws.sent[0].resume).toEqual({ e: "E1", seqs: { G2: "2-0" } });
     ws.welcome();
-    ws.receive(signal("m3", "G1", "3-0"));
-    ws.receive({ type: "resync", reason: "layer_outage", since: 1, at: 2 });
+    ws.receive({ type: "resync", reason: "history", g: "G2", seq: "40-0", e: "E1" });
     ws = reopen();
-    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "k1", protocol: 1 });
+    expect(ws.sent[0].resume).toEqual({ e: "E1", seqs: { G2: "40-0" } });
+  });
+
+  it("keeps the seqs after a layer outage: the history may still fill the gap", () => {
+    const ws = FakeSocket.last;
+    ws.accept();
+    ws.receive(signal("m1", "G1", "1-0"));
+    ws.receive({ type: "resync", reason: "layer_outage", since: 1, at: 2 });
+    expect(reopen().sent[0].resume).toEqual({ e: "E1", seqs: { G1: "1-0" } });
+  });
+
+  it("starts from the welcome's positions for groups it has seen nothing of", () => {
+    let ws = FakeSocket.last;
+    ws.open();
+    ws.welcome({ e: "E1", seqs: { G1: "5-0", G2: "0-0" } });
+    ws.receive(signal("m6", "G1", "6-0"));
+    ws = reopen();
+    expect(ws.sent[0].resume).toEqual({ e: "E1", seqs: { G1: "6-0", G2: "0-0" } });
+    // The welcome of a resumed connection never moves a group past what was seen.
+    ws.open();
+    ws.welcome({ e: "E1", seqs: { G1: "9-0", G2: "3-0", G3: "1-0" } });
+    expect(reopen().sent[0].resume).toEqual({ e: "E1", seqs: { G1: "6-0", G2: "0-0", G3: "1-0" } });
+  });
+
+  it("takes every position from a welcome with a new epoch", () => {
+    let ws = FakeSocket.last;
+    ws.accept();
+    ws.receive(signal("m1", "G1", "7-0"));
+    ws = reopen();
+    ws.open();
+    ws.welcome({ e: "E2", seqs: { G1: "2-0" } });
+    expect(reopen().sent[0].resume).toEqual({ e: "E2", seqs: { G1: "2-0" } });
   });
 
   it("drops the seq before listeners run", () => {

@@ -1,0 +1,208 @@
+"""Per-group message history: sequence numbers, epochs and replay after a reconnect.
+
+Each message published to a group is appended to that group's bounded history first and
+gets the group's next sequence number. A reconnecting window says what it saw last; the
+history answers with what came after, or says it cannot (trimmed, expired, or the epoch
+changed because the history itself was lost), which becomes a ``resync`` for the client.
+
+Two stores: Redis (streams, for the Redis channel layers; shared by all processes) and
+memory (for the in-memory layer, where there is only one process anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from .conf import fc_settings
+
+#: Reasons a history cannot replay a gap.
+EPOCH, TRIMMED = "epoch", "history"
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    message_id: str
+    frame: str  # the signal frame without its position fields
+
+
+def alias(group: str) -> str:
+    """The opaque name clients use for a group: they never learn group names."""
+    return hashlib.sha256(group.encode()).hexdigest()[:12]
+
+
+def with_position(frame: str, group_alias: str, seq: int, epoch: str) -> str:
+    """Add ``g``, ``seq`` and ``e`` to an encoded frame without encoding it again."""
+    return f'{frame[:-1]},"g":"{group_alias}","seq":"{seq}-0","e":"{epoch}"}}'
+
+
+def parse_seq(value: Any) -> int | None:
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    head, _, _tail = value.partition("-")
+    return int(head) if head.isdigit() else None
+
+
+class MemoryHistory:
+    """History kept in this process; its epoch changes with every process start."""
+
+    def __init__(self) -> None:
+        self.epoch = uuid.uuid4().hex[:16]
+        self.counters: dict[str, int] = {}
+        self.entries: dict[str, deque[tuple[int, float, str, str]]] = {}
+
+    async def append(self, group: str, message_id: str, frame: str) -> tuple[str, int]:
+        seq = self.counters[group] = self.counters.get(group, 0) + 1
+        entries = self.entries.get(group)
+        if entries is None:
+            entries = self.entries[group] = deque(maxlen=fc_settings.HISTORY_SIZE)
+        entries.append((seq, time.time(), message_id, frame))
+        return self.epoch, seq
+
+    async def positions(self, groups: list[str]) -> tuple[str, dict[str, int]]:
+        return self.epoch, {group: self.counters.get(group, 0) for group in groups}
+
+    async def since(self, group: str, epoch: str, seq: int) -> list[Entry] | str:
+        if epoch != self.epoch:
+            return EPOCH
+        return _select(self.counters.get(group), seq, list(self.entries.get(group, ())))
+
+
+def _select(counter: int | None, seq: int, rows: list[tuple[int, float, str, str]]) -> list[Entry] | str:
+    """The entries after ``seq`` if the history still holds all of them."""
+    if counter is None or counter < seq:
+        return EPOCH  # this history never reached that far: it is not the one the client saw
+    if counter == seq:
+        return []
+    oldest_allowed = time.time() - fc_settings.HISTORY_TTL
+    wanted = [row for row in rows if row[0] > seq]
+    if not wanted or wanted[0][0] != seq + 1 or wanted[0][1] < oldest_allowed:
+        return TRIMMED
+    return [Entry(s, message_id, frame) for s, _ts, message_id, frame in wanted]
+
+
+_APPEND = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then redis.call('SET', KEYS[1], ARGV[1]); epoch = ARGV[1] end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], seq .. '-0', 't', ARGV[5], 'i', ARGV[6], 'f', ARGV[7])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return {epoch, seq}
+"""
+
+
+_POSITIONS = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then redis.call('SET', KEYS[1], ARGV[1]); epoch = ARGV[1] end
+local result = {epoch}
+for i = 2, #KEYS do result[i] = redis.call('GET', KEYS[i]) or '0' end
+return result
+"""
+
+
+class RedisHistory:
+    """History in Redis: a counter and a capped stream per group, and one epoch key.
+
+    The epoch key is created on first use; when Redis loses its data (a restart without
+    persistence) the next append creates a new epoch, which tells clients their sequence
+    numbers no longer mean anything.
+    """
+
+    prefix = "floorchannels:"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def _client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            import redis.asyncio as redis
+
+            client = self._clients[loop] = redis.Redis.from_url(self.url)
+        return client
+
+    def _keys(self, group: str) -> tuple[str, str, str]:
+        return f"{self.prefix}epoch", f"{self.prefix}seq:{group}", f"{self.prefix}history:{group}"
+
+    async def append(self, group: str, message_id: str, frame: str) -> tuple[str, int]:
+        ttl = int(fc_settings.HISTORY_TTL)
+        epoch, seq = await self._client().eval(
+            _APPEND,
+            3,
+            *self._keys(group),
+            uuid.uuid4().hex[:16],
+            fc_settings.HISTORY_SIZE,
+            max(ttl, 1),
+            max(ttl * 24, 86400),
+            f"{time.time():.3f}",
+            message_id,
+            frame,
+        )
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
+
+    async def positions(self, groups: list[str]) -> tuple[str, dict[str, int]]:
+        """The epoch and each group's last sequence number (0: nothing published yet)."""
+        keys = [f"{self.prefix}epoch", *(self._keys(group)[1] for group in groups)]
+        epoch, *counters = await self._client().eval(_POSITIONS, len(keys), *keys, uuid.uuid4().hex[:16])
+        epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        return epoch, {group: int(counter) for group, counter in zip(groups, counters, strict=True)}
+
+    async def since(self, group: str, epoch: str, seq: int) -> list[Entry] | str:
+        epoch_key, counter_key, stream_key = self._keys(group)
+        async with self._client().pipeline(transaction=True) as pipe:
+            pipe.get(epoch_key)
+            pipe.get(counter_key)
+            pipe.xrange(stream_key, min=f"{seq + 1}-0", max="+", count=fc_settings.HISTORY_SIZE + 1)
+            current, counter, rows = await pipe.execute()
+        if current is None or current.decode() != epoch:
+            return EPOCH
+        parsed = [
+            (int(row_id.split(b"-")[0]), float(fields[b"t"]), fields[b"i"].decode(), fields[b"f"].decode())
+            for row_id, fields in rows
+        ]
+        return _select(int(counter) if counter is not None else None, seq, parsed)
+
+
+_stores: dict[str, Any] = {}
+
+
+def get_history() -> MemoryHistory | RedisHistory | None:
+    """The history store for the configured channel layer, or None when history is off."""
+    if not fc_settings.HISTORY:
+        return None
+    alias_ = fc_settings.CHANNEL_LAYER
+    store = _stores.get(alias_)
+    if store is None:
+        url = fc_settings.HISTORY_REDIS_URL or _redis_url(alias_)
+        store = _stores[alias_] = RedisHistory(url) if url else MemoryHistory()
+    return store
+
+
+def reset() -> None:
+    """Forget the stores (tests change settings)."""
+    _stores.clear()
+
+
+def _redis_url(layer_alias: str) -> str | None:
+    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get(layer_alias) or {}
+    if "redis" not in config.get("BACKEND", "").lower():
+        return None
+    hosts = (config.get("CONFIG") or {}).get("hosts") or ["redis://localhost:6379"]
+    host = hosts[0]
+    if isinstance(host, dict):
+        host = host.get("address", "redis://localhost:6379")
+    if isinstance(host, list | tuple):
+        host = f"redis://{host[0]}:{host[1]}"
+    return str(host)
