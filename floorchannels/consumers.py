@@ -34,6 +34,8 @@ from .windows import WindowInfo, WindowKeyError, check_user, load_key, sign
 logger = logging.getLogger("floorchannels.consumer")
 
 _MAX_ID_LENGTH = 128
+#: How long after a replay live copies of replayed messages are watched for.
+_REPLAY_DEDUP_SECONDS = 10.0
 #: Frames answered by a reply carrying their id.
 _REQUESTS = ("call", "subscribe", "unsubscribe")
 
@@ -51,6 +53,8 @@ class SignalConsumer:
     window_id = ""
     #: Frames held back while the window is replayed what it missed (None: not replaying).
     _held: list[str] | None = None
+    #: Ids just replayed, and until when a live copy of them is dropped.
+    _replayed: tuple[set[str], float] | None = None
     #: Digest of the session key of a signed-in window, so a logout closes its windows.
     session_hash: str | None = None
     #: Live resource subscriptions by id; a window that never subscribes shares this empty,
@@ -200,9 +204,10 @@ class SignalConsumer:
             await self._write(protocol.encode({"type": "resync", "reason": "history"}))
         finally:
             held, self._held = self._held, None
+            if replayed:
+                self._replayed = (replayed, time.monotonic() + _REPLAY_DEDUP_SECONDS)
             for text in held or ():
-                if not replayed or _message_id(text) not in replayed:
-                    await self._write(text)
+                await self.send_frame(text)
 
     def _leave(self) -> None:
         if self._refresh_timer is not None:
@@ -410,6 +415,14 @@ class SignalConsumer:
         if self._held is not None:
             self._held.append(text)
             return
+        if self._replayed is not None:
+            # A message already in the history when the replay read it may still be on its
+            # way through the layer: drop that live copy for a few seconds after a replay.
+            ids, until = self._replayed
+            if time.monotonic() > until:
+                self._replayed = None
+            elif _message_id(text) in ids:
+                return
         await self._write(text)
 
     async def _write(self, text: str) -> None:
