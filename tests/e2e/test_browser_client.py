@@ -150,3 +150,43 @@ def test_live_notes_reach_only_allowed_accounts(browser, redis, project_factory)
     expect(bob.locator("#notes li")).to_have_count(0)  # the private note never showed
     alice_context.close()
     bob_context.close()
+
+
+def test_live_list_catches_up_after_the_network_is_cut(browser, redis, project_factory):
+    project = project_factory(redis.url)
+    server = project.daphne()
+    alice_context, bob_context = browser.new_context(), browser.new_context()
+    alice, bob = login(alice_context, server, "alice"), login(bob_context, server, "bob")
+
+    cut = {"on": False, "routes": []}
+
+    def route(ws):
+        if cut["on"]:
+            ws.close(code=4000, reason="network cut")
+            return
+        ws.connect_to_server()
+        cut["routes"].append(ws)
+
+    alice.route_web_socket(re.compile(r".*/ws/floorchannels/"), route)
+    for page in (alice, bob):
+        page.goto(server.http + "/notes/")
+        expect(page.locator("#state")).to_have_text("open")
+    bob.wait_for_timeout(300)
+
+    cut["on"] = True
+    for ws in cut["routes"]:
+        ws.close(code=4000, reason="network cut")
+    expect(alice.locator("#state")).to_have_text("connecting")
+    for text in ("one", "two", "three"):  # bob shares notes while alice is offline
+        bob.fill("#note-text", text)
+        bob.check("#note-shared")
+        bob.click("#note-form button")
+        expect(bob.locator("#notes li .text", has_text=text)).to_have_count(1)
+    alice.wait_for_timeout(2000)
+    expect(alice.locator("#notes li")).to_have_count(0)  # really offline
+
+    cut["on"] = False
+    expect(alice.locator("#state")).to_have_text("open", timeout=30000)
+    expect(alice.locator("#notes li .text")).to_have_text(["three", "two", "one"])
+    alice_context.close()
+    bob_context.close()
