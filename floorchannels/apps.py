@@ -7,7 +7,7 @@ class FloorchannelsConfig(AppConfig):
     verbose_name = "floorchannels"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
+        from . import checks, presence  # noqa: F401 - system checks; presence's browser signal
         from .conf import fc_settings
         from .layers import watch_channels_redis
         from .revocation import connect_signals

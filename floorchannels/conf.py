@@ -63,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_SIZE": 1000,
     "HISTORY_TTL": 600,
     "HISTORY_REDIS_URL": None,
+    # Seconds between renewals of this process's presence entries; an entry not renewed
+    # for two intervals (a crashed process) expires and is announced as left.
+    "PRESENCE_HEARTBEAT": 10.0,
     # Modules named so in every installed app are imported at start-up.
     "AUTODISCOVER": "signals",
 }

@@ -18,7 +18,7 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync
 from channels.sessions import InstanceSessionWrapper
 
-from . import metrics, permissions, protocol, shutdown
+from . import metrics, permissions, presence, protocol, shutdown
 from .arguments import InvalidArguments
 from .conf import fc_settings
 from .dispatch import enqueue
@@ -34,6 +34,8 @@ from .windows import WindowInfo, WindowKeyError, check_user, load_key, sign
 logger = logging.getLogger("floorchannels.consumer")
 
 _MAX_ID_LENGTH = 128
+#: Presence leaves still being announced for closed windows (held so they finish).
+_leaving: set[asyncio.Future[Any]] = set()
 #: How long after a replay live copies of replayed messages are watched for.
 _REPLAY_DEDUP_SECONDS = 10.0
 #: Frames answered by a reply carrying their id.
@@ -167,6 +169,11 @@ class SignalConsumer:
         await self._write(protocol.encode(welcome))
         if resume:
             await self._replay(history, resume, welcome.get("e"), welcome.get("seqs") or {})
+        if window.presence:
+            try:
+                await presence.join(self)
+            except Exception:
+                logger.exception("Presence join failed (window %s).", self.window_id)
         return True
 
     async def _replay(self, history: Any, resume: Any, epoch_now: Any, positions: dict[str, str]) -> None:
@@ -214,6 +221,10 @@ class SignalConsumer:
             self._refresh_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+        if self.window is not None and self.window.presence:
+            task = asyncio.ensure_future(presence.leave(self))
+            _leaving.add(task)
+            task.add_done_callback(_leaving.discard)
         if self.hub is not None:
             self.hub.leave(self, self._groups)
             for subscription in self.subscriptions.values():

@@ -20,12 +20,18 @@ _PREFIX_USER = "fc.u."
 _PREFIX_TOPIC = "fc.t."
 
 
+class CanonicalTopic(str):
+    """A topic already in canonical form (as window keys carry them)."""
+
+
 def serialize_topic(topic: Any) -> str:
     """Return the canonical string for a topic.
 
     Strings, ints and booleans stand for themselves; a model instance is
     ``app_label.model_name:pk``; tuples and lists combine the above in order.
     """
+    if isinstance(topic, CanonicalTopic):
+        return str(topic)
     return json.dumps(_canonical(topic), ensure_ascii=False, separators=(",", ":"))
 
 

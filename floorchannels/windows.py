@@ -59,6 +59,8 @@ class WindowInfo:
     window_id: str | None = None
     user_pk: str | None = None
     topics: tuple[str, ...] = ()
+    #: The granted topics where this window is shown in the presence list.
+    presence: tuple[str, ...] = ()
     auth_hash: str = ""
     issued_at: float = 0.0
     _user: Any = field(default=None, repr=False)
@@ -111,14 +113,17 @@ def _hash_token(user: Any) -> str:
     return hashlib.sha256(user.get_session_auth_hash().encode()).hexdigest()[:20]
 
 
-def new_window(request: Any, topics: Iterable[Any] = ()) -> WindowInfo:
+def new_window(request: Any, topics: Iterable[Any] = (), presence: Iterable[Any] = ()) -> WindowInfo:
     """Describe a new window for the page being rendered for ``request``."""
     user = getattr(request, "user", None)
     authenticated = bool(user is not None and user.is_authenticated)
+    shown = tuple(dict.fromkeys(serialize_topic(topic) for topic in presence))
     return WindowInfo(
         window_id=uuid.uuid4().hex,
         user_pk=str(user.pk) if authenticated else None,
-        topics=tuple(dict.fromkeys(serialize_topic(topic) for topic in topics)),
+        # A presence topic is granted too: being listed in a topic means receiving it.
+        topics=tuple(dict.fromkeys([*(serialize_topic(topic) for topic in topics), *shown])),
+        presence=shown,
         auth_hash=_hash_token(user) if authenticated else "",
         issued_at=time.time(),
         _user=user if authenticated else anonymous_user(),
@@ -133,18 +138,22 @@ def sign(window: WindowInfo) -> str:
         "u": window.user_pk,
         "h": window.auth_hash,
         "t": list(window.topics),
+        "p": list(window.presence),
         "i": int(window.issued_at),
     }
     return signing.dumps(payload, salt=SALT, compress=True)
 
 
-def window_key(request: Any, topics: Iterable[Any] = ()) -> str:
+def window_key(request: Any, topics: Iterable[Any] = (), presence: Iterable[Any] = ()) -> str:
     """Issue the key for a new window of this page, granting it ``topics``.
+
+    ``presence`` lists topics (granted too) where the window announces itself: other
+    windows of the topic see it in ``fc.presence.list`` and get join/leave diffs.
 
     The window is remembered on the request, so the ``{% floorchannels_script %}`` tag in the
     same response reuses it instead of issuing a second one.
     """
-    window = new_window(request, topics)
+    window = new_window(request, topics, presence)
     key = sign(window)
     request.floorchannels_window = window
     request.floorchannels_window_key = key
@@ -171,6 +180,7 @@ def load_key(key: Any) -> WindowInfo:
         window_id=window_id,
         user_pk=None if user_pk is None else str(user_pk),
         topics=tuple(str(topic) for topic in topics),
+        presence=tuple(str(topic) for topic in payload.get("p") or () if str(topic) in topics),
         auth_hash=str(auth_hash or ""),
         issued_at=float(issued),
     )

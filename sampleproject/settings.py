@@ -87,6 +87,11 @@ else:
         }
     }
 
+FLOORCHANNELS = {
+    # Short in the tests, which kill a process and watch its windows leave.
+    "PRESENCE_HEARTBEAT": float(os.environ.get("PRESENCE_HEARTBEAT", "10")),
+}
+
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

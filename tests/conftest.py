@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 
-from floorchannels import history, metrics, window_key
+from floorchannels import history, metrics, presence, window_key
 from tests.asgi import application
 from tests.testapp import signals as test_signals
 
@@ -24,14 +24,15 @@ def fresh_layer():
     """A new in-memory layer (and so a new hub) for every test."""
     channel_layers.backends.clear()
     history.reset()
+    presence.reset()
     metrics.reset()
     test_signals.ran.clear()
     yield
     channel_layers.backends.clear()
 
 
-def make_key(user: Any = None, topics: Any = ()) -> str:
-    return window_key(SimpleNamespace(user=user or AnonymousUser()), topics=topics)
+def make_key(user: Any = None, topics: Any = (), presence: Any = ()) -> str:
+    return window_key(SimpleNamespace(user=user or AnonymousUser()), topics=topics, presence=presence)
 
 
 def session_headers(user: Any) -> list[tuple[bytes, bytes]]:
@@ -49,11 +50,15 @@ class Window:
         self.ws = communicator
         self.welcome = welcome
         self._ids = 0
+        self.skipped: list[dict[str, Any]] = []
 
     async def call(self, signal: str, **kwargs: Any) -> dict[str, Any]:
         self._ids += 1
         await self.ws.send_json_to({"type": "call", "id": self._ids, "signal": signal, "kwargs": kwargs})
         reply = await self.ws.receive_json_from(timeout=5)
+        while reply["type"] == "signal":  # signals that were already on their way
+            self.skipped.append(reply)
+            reply = await self.ws.receive_json_from(timeout=5)
         assert reply["type"] == "reply" and reply["id"] == self._ids, reply
         return reply
 

@@ -2,7 +2,8 @@
 
 The view grants topics either by calling ``floorchannels.window_key(request, topics=...)``
 itself (the tag then reuses that window) or by passing them to the tag:
-``{% floorchannels_script topics %}``.
+``{% floorchannels_script topics %}`` (and presence topics:
+``{% floorchannels_script topics presence %}``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..windows import window_key
 register = template.Library()
 
 
-def _config(context: Any, topics: Any) -> dict[str, Any]:
+def _config(context: Any, topics: Any, presence: Any = None) -> dict[str, Any]:
     request = context.get("request")
     if request is None:
         raise template.TemplateSyntaxError(
@@ -27,22 +28,26 @@ def _config(context: Any, topics: Any) -> dict[str, Any]:
             "(enable django.template.context_processors.request)."
         )
     key = getattr(request, "floorchannels_window_key", None)
-    if key is None or topics is not None:
-        key = window_key(request, topics or ())
+    if key is None or topics is not None or presence is not None:
+        key = window_key(request, topics or (), presence or ())
     return {"url": "/" + fc_settings.URL.lstrip("/"), "window_key": key}
 
 
 @register.simple_tag(takes_context=True)
-def floorchannels_config(context: Any, topics: Any = None) -> str:
+def floorchannels_config(context: Any, topics: Any = None, presence: Any = None) -> str:
     """Only the JSON config element (for pages that bundle the client themselves)."""
-    return json_script(_config(context, topics), "floorchannels-config")
+    return json_script(_config(context, topics, presence), "floorchannels-config")
 
 
 @register.simple_tag(takes_context=True)
-def floorchannels_script(context: Any, topics: Any = None) -> str:
-    """The config element and the client bundle's script tag."""
+def floorchannels_script(context: Any, topics: Any = None, presence: Any = None) -> str:
+    """The config element and the client bundle's script tag.
+
+    ``topics`` are granted to the window; ``presence`` are topics where it is also listed
+    as present (and granted).
+    """
     return format_html(
         '{}<script src="{}" defer></script>',
-        json_script(_config(context, topics), "floorchannels-config"),
+        json_script(_config(context, topics, presence), "floorchannels-config"),
         static("floorchannels/floorchannels.js"),
     )

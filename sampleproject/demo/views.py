@@ -5,7 +5,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 def index(request):
     """The demo page. Every render is a new window with its own key."""
-    return render(request, "demo/index.html", {"topics": ["chat"]})
+    return render(request, "demo/index.html", {"topics": ["chat"], "presence": ["chat"]})
 
 
 @login_required

@@ -190,3 +190,18 @@ def test_live_list_catches_up_after_the_network_is_cut(browser, redis, project_f
     expect(alice.locator("#notes li .text")).to_have_text(["three", "two", "one"])
     alice_context.close()
     bob_context.close()
+
+
+def test_who_is_online_on_the_chat(browser, redis, project_factory):
+    project = project_factory(redis.url)
+    server = project.daphne()
+    alice_context, bob_context = browser.new_context(), browser.new_context()
+    alice = login(alice_context, server, "alice")
+    expect(alice.locator("#online")).to_have_text("alice")
+    alice_tab2 = new_tab(alice_context, server)
+    bob = login(bob_context, server, "bob")
+    for page in (alice, alice_tab2, bob):
+        expect(page.locator("#online")).to_have_text("alice (2 tabs), bob")
+    bob_context.close()
+    expect(alice.locator("#online")).to_have_text("alice (2 tabs)")
+    alice_context.close()

@@ -1,0 +1,260 @@
+"""Presence: who is in a topic right now, across processes, with join/leave diffs.
+
+A window is present in the topics its view listed in ``presence=`` (``window_key`` or the
+template tag). Each entry names the window, its user and the user's display name, and
+carries an expiry: the process holding the window renews its entries every
+``PRESENCE_HEARTBEAT`` seconds, so the entries of a crashed process expire within one
+interval and are announced as left by whichever process notices first.
+
+Joins and leaves are pushed to the topic as the browser signal ``fc.presence.diff``
+``{topic, joined: [...], left: [...]}``. Browsers ask for the list with the server signal
+``fc.presence.list {topic}`` (only for topics their window was granted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from typing import Any
+
+from .conf import fc_settings
+from .dispatch import acall
+from .permissions import Permission
+from .registry import signal
+from .topics import CanonicalTopic, serialize_topic, topic_group
+
+DIFF = "fc.presence.diff"
+
+
+def _member(window_id: str, user_pk: str | None, name: str) -> str:
+    return json.dumps([window_id, user_pk, name], separators=(",", ":"))
+
+
+def _describe(member: str) -> dict[str, Any]:
+    window_id, user_pk, name = json.loads(member)
+    return {"window": window_id, "user": user_pk, "name": name}
+
+
+class MemoryPresence:
+    """For the in-memory layer: one process, so one dict."""
+
+    def __init__(self) -> None:
+        self.topics: dict[str, dict[str, float]] = {}
+
+    async def add(self, topic: str, members: list[str], until: float) -> None:
+        entries = self.topics.setdefault(topic, {})
+        for member in members:
+            entries[member] = until
+
+    async def remove(self, topic: str, member: str) -> bool:
+        return self.topics.get(topic, {}).pop(member, None) is not None
+
+    async def expire(self, topic: str, now: float) -> list[str]:
+        entries = self.topics.get(topic, {})
+        gone = [m for m, until in entries.items() if until < now]
+        for member in gone:
+            del entries[member]
+        return gone
+
+    async def members(self, topic: str, now: float) -> list[str]:
+        return [m for m, until in self.topics.get(topic, {}).items() if until >= now]
+
+    async def count(self, topic: str, now: float) -> int:
+        return len(await self.members(topic, now))
+
+
+_EXPIRE = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) end
+return gone
+"""
+
+
+class RedisPresence:
+    """A sorted set per topic: member → expiry time. Shared by every process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def _client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            import redis.asyncio as redis
+
+            client = self._clients[loop] = redis.Redis.from_url(self.url, decode_responses=True)
+        return client
+
+    @staticmethod
+    def _key(topic: str) -> str:
+        return f"floorchannels:presence:{topic_group(topic)}"
+
+    async def add(self, topic: str, members: list[str], until: float) -> None:
+        key = self._key(topic)
+        async with self._client().pipeline(transaction=False) as pipe:
+            pipe.zadd(key, dict.fromkeys(members, until))
+            pipe.expire(key, int(fc_settings.PRESENCE_HEARTBEAT * 4) + 60)
+            await pipe.execute()
+
+    async def remove(self, topic: str, member: str) -> bool:
+        return bool(await self._client().zrem(self._key(topic), member))
+
+    async def expire(self, topic: str, now: float) -> list[str]:
+        return list(await self._client().eval(_EXPIRE, 1, self._key(topic), now))
+
+    async def members(self, topic: str, now: float) -> list[str]:
+        return list(await self._client().zrangebyscore(self._key(topic), now, "+inf"))
+
+    async def count(self, topic: str, now: float) -> int:
+        return int(await self._client().zcount(self._key(topic), now, "+inf"))
+
+
+_store: Any = None
+
+
+def store() -> MemoryPresence | RedisPresence:
+    global _store
+    if _store is None:
+        from .history import _redis_url
+
+        url = _redis_url(fc_settings.CHANNEL_LAYER)
+        _store = RedisPresence(url) if url else MemoryPresence()
+    return _store
+
+
+def reset() -> None:
+    global _store
+    _store = None
+
+
+# Windows of this process ------------------------------------------------------------------
+
+_local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, set[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+_renewers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _member_of(consumer: Any) -> str:
+    user = consumer.window.user
+    name = user.get_username() if user.is_authenticated else ""
+    return _member(consumer.window_id, consumer.window.user_pk, name)
+
+
+async def join(consumer: Any) -> None:
+    """Announce a newly welcomed window in its presence topics."""
+    loop = asyncio.get_running_loop()
+    topics = _local.setdefault(loop, {})
+    member = _member_of(consumer)
+    until = time.time() + fc_settings.PRESENCE_HEARTBEAT * 2
+    for topic in consumer.window.presence:
+        topics.setdefault(topic, set()).add(consumer)
+        await store().add(topic, [member], until)
+        await acall(
+            DIFF, topic_target(topic), kwargs={"topic": topic, "joined": [_describe(member)], "left": []}
+        )
+    if loop not in _renewers:
+        _renewers[loop] = asyncio.ensure_future(_renew(loop))
+
+
+async def leave(consumer: Any) -> None:
+    """The window closed: take it out and tell the topic."""
+    topics = _local.get(asyncio.get_running_loop(), {})
+    member = _member_of(consumer)
+    for topic in consumer.window.presence:
+        topics.get(topic, set()).discard(consumer)
+        if await store().remove(topic, member):
+            await acall(
+                DIFF, topic_target(topic), kwargs={"topic": topic, "joined": [], "left": [_describe(member)]}
+            )
+
+
+async def _renew(loop: asyncio.AbstractEventLoop) -> None:
+    """Renew this process's entries and announce the ones that expired (crashed processes)."""
+    while True:
+        await asyncio.sleep(fc_settings.PRESENCE_HEARTBEAT)
+        now = time.time()
+        for topic, consumers in list(_local.get(loop, {}).items()):
+            try:
+                live = [c for c in consumers if c.window is not None]
+                if live:
+                    await store().add(
+                        topic, [_member_of(c) for c in live], now + fc_settings.PRESENCE_HEARTBEAT * 2
+                    )
+                gone = await store().expire(topic, now)
+                if gone:
+                    await acall(
+                        DIFF,
+                        topic_target(topic),
+                        kwargs={"topic": topic, "joined": [], "left": [_describe(m) for m in gone]},
+                    )
+                if not consumers:
+                    _local[loop].pop(topic, None)
+            except Exception:
+                import logging
+
+                logging.getLogger("floorchannels.presence").exception(
+                    "Renewing presence in %s failed.", topic
+                )
+
+
+def topic_target(canonical: str) -> CanonicalTopic:
+    """A call() target for a topic in the canonical form windows carry."""
+    return CanonicalTopic(canonical)
+
+
+# Python API --------------------------------------------------------------------------------
+
+
+async def alist(topic: Any) -> list[dict[str, Any]]:
+    """Who is in ``topic``: one entry per user (anonymous windows each on their own), with
+    the ids of their windows there (several tabs or devices)."""
+    members = await store().members(serialize_topic(topic), time.time())
+    users: dict[Any, dict[str, Any]] = {}
+    for member in members:
+        entry = _describe(member)
+        key = entry["user"] if entry["user"] is not None else ("anonymous", entry["window"])
+        user = users.setdefault(key, {"user": entry["user"], "name": entry["name"], "windows": []})
+        user["windows"].append(entry["window"])
+    return sorted(users.values(), key=lambda u: (u["name"], str(u["user"])))
+
+
+async def acount(topic: Any) -> int:
+    """How many windows are in ``topic`` (one Redis call, for large topics)."""
+    return await store().count(serialize_topic(topic), time.time())
+
+
+def presence_list(topic: Any) -> list[dict[str, Any]]:
+    from asgiref.sync import async_to_sync
+
+    return async_to_sync(alist)(topic)
+
+
+def presence_count(topic: Any) -> int:
+    from asgiref.sync import async_to_sync
+
+    return async_to_sync(acount)(topic)
+
+
+class _GrantedTopic(Permission):
+    """The window was granted the topic it asks about."""
+
+    def has_permission(self, window: Any, kwargs: dict[str, Any]) -> bool:
+        topic = kwargs.get("topic")
+        return isinstance(topic, str) and topic in window.topics
+
+
+@signal("fc.presence.list", is_allowed_to=_GrantedTopic())
+async def _list_for_browser(window: Any, topic: str, count_only: bool = False) -> dict[str, Any]:
+    """The browser side: ``topic`` is the canonical form the diffs carry (for a string
+    topic, its JSON, e.g. ``'"chat"'``)."""
+    target = CanonicalTopic(topic)
+    if count_only:
+        return {"topic": topic, "count": await acount(target)}
+    users = await alist(target)
+    return {"topic": topic, "count": sum(len(u["windows"]) for u in users), "users": users}

@@ -1,0 +1,59 @@
+"""Presence across two daphne processes sharing Redis; a killed process's windows leave."""
+
+import asyncio
+import signal
+
+import pytest
+
+from tests.e2e.conftest import Browserless, open_ws
+
+pytestmark = pytest.mark.e2e
+
+CHAT = '"chat"'
+
+
+async def online(window):
+    reply = await window.call("fc.presence.list", topic=CHAT)
+    return sorted((u["name"], len(u["windows"])) for u in reply["result"]["users"])
+
+
+async def left_names(window, timeout):
+    """The names in fc.presence.diff 'left' lists that arrive within ``timeout`` seconds."""
+    names = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            frame = await window.receive(timeout=deadline - asyncio.get_running_loop().time())
+        except TimeoutError:
+            break
+        if frame.get("signal") == "fc.presence.diff":
+            names += [entry["name"] for entry in frame["kwargs"]["left"]]
+            if names:
+                break
+    return names
+
+
+async def test_presence_across_processes_and_a_crash(redis, project_factory):
+    project = project_factory(redis.url)
+    project.env["PRESENCE_HEARTBEAT"] = "1"
+    one, two = project.daphne(), project.daphne()
+    alice = await open_ws(Browserless(one).login("alice", "alice-demo-pass"))
+    bob = await open_ws(Browserless(two).login("bob", "bob-demo-pass"))
+    bob_tab2 = await open_ws(Browserless(two).login("bob", "bob-demo-pass"))
+    await asyncio.sleep(0.3)
+    assert await online(alice) == [("alice", 1), ("bob", 2)]
+    assert await online(bob) == [("alice", 1), ("bob", 2)]
+
+    await bob_tab2.close()
+    assert await left_names(alice, 5) == ["bob"]
+    assert await online(alice) == [("alice", 1), ("bob", 1)]
+
+    # The process holding bob's window dies without a goodbye.
+    two.process.send_signal(signal.SIGKILL)
+    two.process.wait(10)
+    started = asyncio.get_running_loop().time()
+    assert await left_names(alice, 6) == ["bob"]
+    waited = asyncio.get_running_loop().time() - started
+    assert waited < 4, waited  # within two heartbeats (plus the renewal that notices)
+    assert await online(alice) == [("alice", 1)]
+    await alice.close()

@@ -1,0 +1,78 @@
+"""Presence as windows see it: the list, join/leave diffs, counts, who may ask."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+
+from floorchannels import presence, window_key
+from tests.conftest import make_key, open_window, session_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAT = '"chat"'
+
+
+async def signed_in_window(user, **grants):
+    from types import SimpleNamespace
+
+    headers = await sync_to_async(session_headers)(user)
+    return await open_window(window_key(SimpleNamespace(user=user), **grants), headers)
+
+
+async def diffs(window, quiet=0.3):
+    frames, window.skipped = window.skipped, []
+    while not await window.ws.receive_nothing(timeout=quiet):
+        frames.append(await window.receive())
+    return [f["kwargs"] for f in frames if f.get("signal") == "fc.presence.diff"]
+
+
+@pytest.fixture
+def users(db):
+    return [User.objects.create_user(name, password="x") for name in ("alice", "bob")]
+
+
+async def test_list_joins_and_leaves(users):
+    alice, bob = users
+    a1 = await signed_in_window(alice, presence=["chat"])
+    assert [d["joined"][0]["name"] for d in await diffs(a1)] == ["alice"]  # its own join
+    a2 = await signed_in_window(alice, presence=["chat"])
+    b1 = await signed_in_window(bob, presence=["chat"])
+    joined = [d["joined"][0]["name"] for d in await diffs(a1)]
+    assert joined == ["alice", "bob"]
+
+    reply = await a1.call("fc.presence.list", topic=CHAT)
+    result = reply["result"]
+    assert result["count"] == 3
+    assert [(u["name"], len(u["windows"])) for u in result["users"]] == [("alice", 2), ("bob", 1)]
+    assert (await b1.call("fc.presence.list", topic=CHAT, count_only=True))["result"] == {
+        "topic": CHAT,
+        "count": 3,
+    }
+
+    await b1.close()
+    left = await diffs(a1)
+    assert [d["left"][0]["name"] for d in left] == ["bob"]
+    assert left[0]["left"][0]["window"] == b1.welcome["window_id"]
+    assert await presence.acount("chat") == 2
+    await a1.close()
+    await a2.close()
+
+
+async def test_topic_without_presence_lists_nobody_and_others_may_not_ask(users):
+    alice, _ = users
+    listener = await signed_in_window(alice, topics=["chat"])  # receives the topic, not listed
+    shown = await signed_in_window(alice, presence=["chat"])
+    assert (await listener.call("fc.presence.list", topic=CHAT))["result"]["count"] == 1
+    stranger = await open_window(make_key(topics=["elsewhere"]))
+    assert (await stranger.call("fc.presence.list", topic=CHAT))["error"]["code"] == "forbidden"
+    for window in (listener, shown, stranger):
+        await window.close()
+
+
+async def test_anonymous_windows_are_listed_each_on_their_own():
+    first = await open_window(make_key(presence=["lobby"]))
+    second = await open_window(make_key(presence=["lobby"]))
+    users = await presence.alist("lobby")
+    assert [(u["user"], len(u["windows"])) for u in users] == [(None, 1), (None, 1)]
+    await first.close()
+    await second.close()
