@@ -141,3 +141,46 @@ async def test_chaos_every_message_once_in_order_or_an_explicit_resync(project_f
         assert complete + with_resync == CLIENTS
     finally:
         redis.stop()
+
+
+async def test_history_lost_with_redis_means_an_epoch_resync(project_factory):
+    """Redis restarted without persistence: the history is gone, and the client is told."""
+    from websockets.asyncio.client import connect
+
+    redis = Redis()
+    try:
+        project = project_factory(redis.url)
+        server = project.daphne()
+        key = Browserless(server).page_key()
+
+        async def hello(resume=None):
+            connection = await connect(server.ws)
+            frame = {"type": "hello", "window_key": key, "protocol": 1}
+            if resume:
+                frame["resume"] = resume
+            await connection.send(json.dumps(frame))
+            return connection, json.loads(await connection.recv())
+
+        connection, welcome = await hello()
+        await sync_to_async(project.manage)("floorchannels_call", "before", "--broadcast")
+        seen = json.loads(await connection.recv())
+        await connection.close()
+
+        redis.stop()
+        redis.start()
+        await asyncio.sleep(2)  # the hub notices, re-adds its memberships
+        await sync_to_async(project.manage)("floorchannels_call", "after", "--broadcast")
+        connection, welcome = await hello({"e": seen["e"], "seqs": {seen["g"]: seen["seq"]}})
+        assert welcome["e"] != seen["e"]
+        frames = []
+        while True:
+            try:
+                frames.append(json.loads(await asyncio.wait_for(connection.recv(), 1)))
+            except TimeoutError:
+                break
+        resyncs = [f for f in frames if f["type"] == "resync"]
+        assert [(f["reason"], f["g"]) for f in resyncs] == [("epoch", seen["g"])]
+        assert resyncs[0]["e"] == welcome["e"]
+        await connection.close()
+    finally:
+        redis.stop()
