@@ -29,7 +29,7 @@ from .origins import origin_allowed
 from .protocol import CloseCode, ProtocolError
 from .registry import registry
 from .revocation import session_hash
-from .windows import WindowInfo, WindowKeyError, check_user, load_key, sign
+from .windows import WindowInfo, WindowKeyError, check_user, load_key, session_of, sign
 
 logger = logging.getLogger("floorchannels.consumer")
 
@@ -140,7 +140,7 @@ class SignalConsumer:
         self.window = window
         self.window_id = window.window_id or ""
         if window.user_pk is not None:
-            self.session_hash = session_hash(getattr(self.scope.get("session"), "session_key", None))
+            self.session_hash = session_hash(getattr(session_of(self.scope), "session_key", None))
         self._groups = window.groups
         history = get_history()
         resume = frame.get("resume") if history is not None else None

@@ -2,35 +2,21 @@
 
 ``websocket_urlpatterns`` goes under the ``"websocket"`` key (inside ``URLRouter``), and
 ``worker_application`` under ``"channel"`` so ``runworker floorchannels.<queue>`` finds the
-queued signals. The socket needs the Django session to check a window key against its user;
-if the project did not wrap its websocket router in ``AuthMiddlewareStack`` or
-``SessionMiddlewareStack``, the route adds session support itself (it never loads the user
-for anonymous windows, so anonymous connects cost no database query).
+queued signals. No session or auth middleware is needed: the consumer reads the session
+from the Cookie header itself, and only for windows whose key names a user (anonymous
+connects cost no session object and no database query). A project that wraps the router
+in ``AuthMiddlewareStack`` anyway works too: the consumer then uses the scope's session.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from channels.sessions import SessionMiddlewareStack
 from django.urls import path
 
 from .conf import fc_settings
 from .consumers import SignalConsumer
 from .worker import SignalWorker
-
-
-class EnsureSession:
-    """Give the scope a lazy session unless middleware further out already did."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.with_session = SessionMiddlewareStack(inner)
-        self.consumer_class = getattr(inner, "consumer_class", None)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        app = self.inner if "session" in scope else self.with_session
-        await app(scope, receive, send)
 
 
 class WorkerRouter:
@@ -47,7 +33,7 @@ class WorkerRouter:
 
 
 websocket_urlpatterns = [
-    path(fc_settings.URL, EnsureSession(SignalConsumer.as_asgi()), name="floorchannels"),
+    path(fc_settings.URL, SignalConsumer.as_asgi(), name="floorchannels"),
 ]
 
 worker_application = WorkerRouter()

@@ -13,11 +13,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.contrib import auth
 from django.core import signing
+from django.http.cookie import parse_cookie
 
 from .conf import fc_settings
 from .topics import BROADCAST_GROUP, serialize_topic, topic_group, user_group, window_group
@@ -186,6 +189,25 @@ def load_key(key: Any) -> WindowInfo:
     )
 
 
+def session_of(scope: dict[str, Any]) -> Any:
+    """The Django session of a websocket: the one session middleware put in the scope, or
+    one read from the Cookie header (lazily: a SessionStore touches storage on first use).
+
+    Reading it here, rather than wrapping every socket in Channels' session middleware,
+    keeps anonymous sockets free of session objects altogether.
+    """
+    session = scope.get("session")
+    if session is not None:
+        return session
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            key = parse_cookie(value.decode("latin1")).get(settings.SESSION_COOKIE_NAME)
+            if key:
+                return import_module(settings.SESSION_ENGINE).SessionStore(key)
+            break
+    return None
+
+
 def _session_user(session: Any) -> Any:
     # django.contrib.auth.get_user() reads only request.session: it checks the session's
     # auth hash against the user's current one (with SECRET_KEY_FALLBACKS) and flushes a
@@ -203,7 +225,7 @@ def check_user(window: WindowInfo, scope: dict[str, Any]) -> Any:
         return anonymous_user()
     user = scope.get("user")
     if user is None or not getattr(user, "is_authenticated", False):
-        session = scope.get("session")
+        session = session_of(scope)
         if session is None:
             raise KeyRefused("The websocket carries no session.")
         user = _session_user(session)
