@@ -216,15 +216,22 @@ class Browserless:
 
 
 class WsWindow:
-    def __init__(self, connection: Any, welcome: dict[str, Any]) -> None:
+    """A websocket window. The sample page's windows are present in "chat", so presence
+    diffs come and go; they are skipped unless ``presence`` is set."""
+
+    def __init__(self, connection: Any, welcome: dict[str, Any], presence: bool = False) -> None:
         self.connection = connection
         self.welcome = welcome
         self.ids = 0
+        self.presence = presence
 
     async def receive(self, timeout: float = 5) -> dict[str, Any]:
         import asyncio
 
-        return json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+            if self.presence or frame.get("signal") != "fc.presence.diff":
+                return frame
 
     async def signals(self, quiet: float = 0.5) -> list[dict[str, Any]]:
         """Every frame that arrives until the socket has been quiet for ``quiet`` seconds."""
@@ -250,7 +257,7 @@ class WsWindow:
         await self.connection.close()
 
 
-async def open_ws(browser: Browserless, server: Server | None = None) -> WsWindow:
+async def open_ws(browser: Browserless, server: Server | None = None, presence: bool = False) -> WsWindow:
     from websockets.asyncio.client import connect
 
     server = server or browser.server
@@ -259,4 +266,4 @@ async def open_ws(browser: Browserless, server: Server | None = None) -> WsWindo
     await connection.send(json.dumps({"type": "hello", "window_key": key, "protocol": 1}))
     welcome = json.loads(await connection.recv())
     assert welcome["type"] == "welcome", welcome
-    return WsWindow(connection, welcome)
+    return WsWindow(connection, welcome, presence)

@@ -37,9 +37,9 @@ async def test_presence_across_processes_and_a_crash(redis, project_factory):
     project = project_factory(redis.url)
     project.env["PRESENCE_HEARTBEAT"] = "1"
     one, two = project.daphne(), project.daphne()
-    alice = await open_ws(Browserless(one).login("alice", "alice-demo-pass"))
-    bob = await open_ws(Browserless(two).login("bob", "bob-demo-pass"))
-    bob_tab2 = await open_ws(Browserless(two).login("bob", "bob-demo-pass"))
+    alice = await open_ws(Browserless(one).login("alice", "alice-demo-pass"), presence=True)
+    bob = await open_ws(Browserless(two).login("bob", "bob-demo-pass"), presence=True)
+    bob_tab2 = await open_ws(Browserless(two).login("bob", "bob-demo-pass"), presence=True)
     await asyncio.sleep(0.3)
     assert await online(alice) == [("alice", 1), ("bob", 2)]
     assert await online(bob) == [("alice", 1), ("bob", 2)]
