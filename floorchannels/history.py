@@ -11,18 +11,15 @@ memory (for the in-memory layer, where there is only one process anyway).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
-
 from .conf import fc_settings
+from .redis_clients import layer_redis_url, redis_client
 
 #: Reasons a history cannot replay a gap.
 EPOCH, TRIMMED = "epoch", "history"
@@ -122,16 +119,9 @@ class RedisHistory:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def _client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            import redis.asyncio as redis
-
-            client = self._clients[loop] = redis.Redis.from_url(self.url)
-        return client
+        return redis_client(self.url)
 
     def _keys(self, group: str) -> tuple[str, str, str]:
         return f"{self.prefix}epoch", f"{self.prefix}seq:{group}", f"{self.prefix}history:{group}"
@@ -185,7 +175,7 @@ def get_history() -> MemoryHistory | RedisHistory | None:
     alias_ = fc_settings.CHANNEL_LAYER
     store = _stores.get(alias_)
     if store is None:
-        url = fc_settings.HISTORY_REDIS_URL or _redis_url(alias_)
+        url = fc_settings.HISTORY_REDIS_URL or layer_redis_url(alias_)
         store = _stores[alias_] = RedisHistory(url) if url else MemoryHistory()
     return store
 
@@ -193,16 +183,3 @@ def get_history() -> MemoryHistory | RedisHistory | None:
 def reset() -> None:
     """Forget the stores (tests change settings)."""
     _stores.clear()
-
-
-def _redis_url(layer_alias: str) -> str | None:
-    config = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get(layer_alias) or {}
-    if "redis" not in config.get("BACKEND", "").lower():
-        return None
-    hosts = (config.get("CONFIG") or {}).get("hosts") or ["redis://localhost:6379"]
-    host = hosts[0]
-    if isinstance(host, dict):
-        host = host.get("address", "redis://localhost:6379")
-    if isinstance(host, list | tuple):
-        host = f"redis://{host[0]}:{host[1]}"
-    return str(host)

@@ -22,6 +22,7 @@ from typing import Any
 from .conf import fc_settings
 from .dispatch import acall
 from .permissions import Permission
+from .redis_clients import layer_redis_url, redis_client
 from .registry import signal
 from .topics import CanonicalTopic, serialize_topic, topic_group
 
@@ -77,16 +78,9 @@ class RedisPresence:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def _client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            import redis.asyncio as redis
-
-            client = self._clients[loop] = redis.Redis.from_url(self.url, decode_responses=True)
-        return client
+        return redis_client(self.url, decode_responses=True)
 
     @staticmethod
     def _key(topic: str) -> str:
@@ -118,9 +112,7 @@ _store: Any = None
 def store() -> MemoryPresence | RedisPresence:
     global _store
     if _store is None:
-        from .history import _redis_url
-
-        url = _redis_url(fc_settings.CHANNEL_LAYER)
+        url = layer_redis_url(fc_settings.CHANNEL_LAYER)
         _store = RedisPresence(url) if url else MemoryPresence()
     return _store
 
