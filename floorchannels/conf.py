@@ -66,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between renewals of this process's presence entries; an entry not renewed
     # for two intervals (a crashed process) expires and is announced as left.
     "PRESENCE_HEARTBEAT": 10.0,
+    # Joins and leaves within this many seconds go out as one diff per topic and process.
+    "PRESENCE_DIFF_DELAY": 0.1,
     # Modules named so in every installed app are imported at start-up.
     "AUTODISCOVER": "signals",
 }

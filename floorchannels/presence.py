@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import weakref
 from typing import Any
@@ -147,23 +148,67 @@ async def join(consumer: Any) -> None:
     for topic in consumer.window.presence:
         topics.setdefault(topic, set()).add(consumer)
         await store().add(topic, [member], until)
-        await acall(
-            DIFF, topic_target(topic), kwargs={"topic": topic, "joined": [_describe(member)], "left": []}
-        )
+        _announce(loop, topic, joined=[member])
     if loop not in _renewers:
         _renewers[loop] = asyncio.ensure_future(_renew(loop))
 
 
 async def leave(consumer: Any) -> None:
     """The window closed: take it out and tell the topic."""
-    topics = _local.get(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    topics = _local.get(loop, {})
     member = _member_of(consumer)
     for topic in consumer.window.presence:
         topics.get(topic, set()).discard(consumer)
         if await store().remove(topic, member):
-            await acall(
-                DIFF, topic_target(topic), kwargs={"topic": topic, "joined": [], "left": [_describe(member)]}
-            )
+            _announce(loop, topic, left=[member])
+
+
+_pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[list[str], list[str]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _announce(
+    loop: asyncio.AbstractEventLoop, topic: str, joined: list[str] = (), left: list[str] = ()
+) -> None:
+    """Queue a join/leave for the topic's next diff.
+
+    Diffs are batched per process and topic for ``PRESENCE_DIFF_DELAY`` seconds: when a
+    thousand windows connect at once (a deploy, a reconnect storm), each window gets a few
+    diffs listing many entries rather than a thousand diffs of one.
+    """
+    pending = _pending.setdefault(loop, {})
+    batch = pending.get(topic)
+    if batch is None:
+        batch = pending[topic] = ([], [])
+        loop.call_later(
+            fc_settings.PRESENCE_DIFF_DELAY, lambda: _tasks.add(asyncio.ensure_future(_flush(loop, topic)))
+        )
+    batch[0].extend(joined)
+    batch[1].extend(left)
+
+
+_tasks: set[asyncio.Future[Any]] = set()
+
+
+async def _flush(loop: asyncio.AbstractEventLoop, topic: str) -> None:
+    joined, left = _pending.get(loop, {}).pop(topic, ([], []))
+    # A window that came and went within the batch is announced as neither.
+    both = set(joined) & set(left)
+    kwargs = {
+        "topic": topic,
+        "joined": [_describe(m) for m in joined if m not in both],
+        "left": [_describe(m) for m in left if m not in both],
+    }
+    try:
+        if kwargs["joined"] or kwargs["left"]:
+            await acall(DIFF, topic_target(topic), kwargs=kwargs)
+    except Exception:
+        logging.getLogger("floorchannels.presence").exception("Announcing presence in %s failed.", topic)
+    finally:
+        for task in [t for t in _tasks if t.done()]:
+            _tasks.discard(task)
 
 
 async def _renew(loop: asyncio.AbstractEventLoop) -> None:
@@ -180,16 +225,10 @@ async def _renew(loop: asyncio.AbstractEventLoop) -> None:
                     )
                 gone = await store().expire(topic, now)
                 if gone:
-                    await acall(
-                        DIFF,
-                        topic_target(topic),
-                        kwargs={"topic": topic, "joined": [], "left": [_describe(m) for m in gone]},
-                    )
+                    _announce(loop, topic, left=gone)
                 if not consumers:
                     _local[loop].pop(topic, None)
             except Exception:
-                import logging
-
                 logging.getLogger("floorchannels.presence").exception(
                     "Renewing presence in %s failed.", topic
                 )

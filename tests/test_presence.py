@@ -37,7 +37,7 @@ async def test_list_joins_and_leaves(users):
     assert [d["joined"][0]["name"] for d in await diffs(a1)] == ["alice"]  # its own join
     a2 = await signed_in_window(alice, presence=["chat"])
     b1 = await signed_in_window(bob, presence=["chat"])
-    joined = [d["joined"][0]["name"] for d in await diffs(a1)]
+    joined = sorted(entry["name"] for d in await diffs(a1) for entry in d["joined"])
     assert joined == ["alice", "bob"]
 
     reply = await a1.call("fc.presence.list", topic=CHAT)
@@ -76,3 +76,17 @@ async def test_anonymous_windows_are_listed_each_on_their_own():
     assert [(u["user"], len(u["windows"])) for u in users] == [(None, 1), (None, 1)]
     await first.close()
     await second.close()
+
+
+async def test_a_join_storm_is_batched_into_few_diffs():
+    watcher = await open_window(make_key(presence=["storm"]))
+    await diffs(watcher)
+    crowd = [await open_window(make_key(presence=["storm"])) for _ in range(20)]
+    received = await diffs(watcher, quiet=0.5)
+    assert sum(len(d["joined"]) for d in received) == 20
+    assert len(received) < 20, f"{len(received)} diffs for 20 joins"
+    for window in crowd:
+        await window.close()
+    left = await diffs(watcher, quiet=0.5)
+    assert sum(len(d["left"]) for d in left) == 20
+    await watcher.close()
