@@ -146,9 +146,19 @@ class SignalConsumer:
         resume = frame.get("resume") if history is not None else None
         if resume:
             self._held = []  # live messages that arrive during the replay wait for it
-        self.hub = await get_hub()
-        shutdown.install(self.hub)
-        await self.hub.join(self, self._groups)
+        try:
+            self.hub = await get_hub()
+            shutdown.install(self.hub)
+            await self.hub.join(self, self._groups)
+        except Exception:
+            # The channel layer is unreachable (Redis down): this window cannot receive, so
+            # say so; the client retries on its backoff schedule.
+            metrics.increment("refused_unavailable")
+            logger.warning(
+                "Could not join the groups of window %s; closing with 4500.", self.window_id, exc_info=True
+            )
+            await self.close(CloseCode.UNAVAILABLE)
+            return False
         self._schedule_refresh()
         welcome = {
             "type": "welcome",

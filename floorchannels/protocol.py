@@ -40,6 +40,8 @@ class CloseCode:
     EXPIRED_KEY = 4410
     TOO_LARGE = 4413
     RATE_LIMITED = 4429
+    #: The server cannot serve the window now (its channel layer is unreachable).
+    UNAVAILABLE = 4500
 
 
 class ProtocolError(Exception):

@@ -43,6 +43,17 @@ async def test_redis_outage_under_load(project_factory, layer, capsys):
         early = [await windows[0].receive()]
         while early[-1]["type"] != "pong":
             early.append(await windows[0].receive())
+        # A window connecting now cannot join its groups: it is told so (4500), not left deaf.
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        newcomer = await connect(server.ws)
+        await newcomer.send(
+            json.dumps({"type": "hello", "window_key": Browserless(server).page_key(), "protocol": 1})
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(newcomer.recv(), 10)
+        assert closed.value.rcvd.code == 4500
         await asyncio.sleep(1.5)
         redis.start()
         out, _ = await sync_to_async(publisher.communicate)(timeout=60)
