@@ -59,3 +59,7 @@ def channel_layers(layer: str, redis_url: str, capacity: int = CAPACITY) -> dict
 
 
 CHANNEL_LAYERS = channel_layers(LAYER, REDIS_URL)
+
+
+# BENCH_HISTORY=0 turns the per-group history off, to see what recovery costs.
+FLOORCHANNELS = {"HISTORY": os.environ.get("BENCH_HISTORY", "1") == "1"}
