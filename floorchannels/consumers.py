@@ -63,8 +63,12 @@ class SignalConsumer:
     #: read-only mapping instead of holding a dict of its own.
     subscriptions: Any = MappingProxyType({})
 
+    #: Running requests and sends of this window, created on first use (most windows of a
+    #: large fan-out never call anything: they should not pay for a set and a semaphore).
+    _tasks: set[asyncio.Future[Any]] | None = None
+    _calls: asyncio.Semaphore | None = None
+
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._refresh_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._frame_send: Any = None
@@ -229,7 +233,7 @@ class SignalConsumer:
     def _leave(self) -> None:
         if self._refresh_timer is not None:
             self._refresh_timer.cancel()
-        for task in list(self._tasks):
+        for task in list(self._tasks or ()):
             task.cancel()
         if self.window is not None and self.window.presence:
             task = asyncio.ensure_future(presence.leave(self))
@@ -243,7 +247,6 @@ class SignalConsumer:
     # Frames ------------------------------------------------------------------------------
 
     async def _serve(self, receive: Any) -> None:
-        self._calls = asyncio.Semaphore(fc_settings.MAX_CONCURRENT_CALLS)
         bucket = TokenBucket(fc_settings.RATE_LIMIT, fc_settings.RATE_LIMIT_BURST)
         max_size, close_after = fc_settings.MAX_FRAME_SIZE, fc_settings.RATE_LIMIT_CLOSE_AFTER
         while True:
@@ -318,10 +321,11 @@ class SignalConsumer:
             )
             return
         task = asyncio.ensure_future(self._answer(frame))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._keep(task)
 
     async def _answer(self, frame: dict[str, Any]) -> None:
+        if self._calls is None:
+            self._calls = asyncio.Semaphore(fc_settings.MAX_CONCURRENT_CALLS)
         async with self._calls:
             reply = await self.answer(frame)
         metrics.increment(f"{frame['type']}_{'ok' if reply['ok'] else reply['error']['code']}")
@@ -425,9 +429,15 @@ class SignalConsumer:
         task = asyncio.ensure_future(
             self.send_json({"type": "refresh", "window_key": key, "key_expires": expires})
         )
+        self._keep(task)
+        self._schedule_refresh()
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold a task of this window until it ends; cancelled when the window closes."""
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        self._schedule_refresh()
 
     # Sending -----------------------------------------------------------------------------
 

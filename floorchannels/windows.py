@@ -8,6 +8,7 @@ so logging out or changing the password makes it useless.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import uuid
@@ -103,7 +104,9 @@ class WindowInfo:
         return cls(window_id=data.get("w"), user_pk=data.get("u"), topics=tuple(data.get("t") or ()))
 
 
+@functools.cache
 def anonymous_user() -> Any:
+    """The one AnonymousUser every anonymous window shares (it holds no state of its own)."""
     # django.contrib.auth.models cannot be imported before the app registry is ready, and
     # this module is imported by the package root.
     from django.contrib.auth.models import AnonymousUser
