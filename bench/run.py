@@ -103,6 +103,22 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def profile(args: argparse.Namespace, system: str, pid: int, phase: str) -> subprocess.Popen | None:
+    """py-spy on the floorchannels server for one phase (``--profile FILE --profile-phase``)."""
+    if not args.profile or system != "fc" or args.profile_phase != phase:
+        return None
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    suffix = Path(args.profile).suffix
+    output = {".json": "speedscope", ".txt": "raw"}.get(suffix, "flamegraph")
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "-r", "200", "-o", args.profile, "-f", output])
+
+
+def stop_profile(profiler: subprocess.Popen | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(30)
+
+
 class Redis:
     """Our own redis-server on a free port, stopped by PID."""
 
@@ -283,6 +299,10 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         await asyncio.sleep(1.0)
         rss0 = rss_kib(pid)
         rest = n - warm
+        profiler = profile(args, system, pid, "connect")
+        if profiler is not None:
+            await asyncio.sleep(1.0)
+        cpu0 = cpu_seconds(pid)
         shares = [rest // len(clients) + (i < rest % len(clients)) for i in range(len(clients))]
         replies = await asyncio.gather(
             *(
@@ -290,10 +310,13 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 for c, k in zip(clients, shares, strict=True)
             )
         )
+        cpu = cpu_seconds(pid) - cpu0
+        stop_profile(profiler)
         failed = sum(r["failed"] for r in replies)
         elapsed = max(r["t1"] for r in replies) - min(r["t0"] for r in replies)
         result["connect_failed"] = failed
         result["connects_per_s"] = round(rest / elapsed) if rest else None
+        result["server_cpu_us_per_connect"] = round(cpu * 1e6 / max(1, rest))
         result["client_cpu_connect_s"] = round(sum(r["cpu"] for r in replies), 2)
         await asyncio.sleep(2.0)
         result["rss_per_conn_kib"] = round((rss_kib(pid) - rss0) / max(1, rest), 1)
@@ -305,11 +328,8 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
             seqs = list(range(seq, seq + count))
             seq += count
             await asyncio.gather(*(c.ask("reset") for c in clients))
-            profiler = None
-            if args.profile and system == "fc" and rate is None:
-                spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-                profiler = subprocess.Popen([spy, "record", "--pid", str(pid), "-r", "200", "-o", args.profile,
-                                             "-f", "speedscope" if args.profile.endswith(".json") else "flamegraph"])  # fmt: skip
+            profiler = profile(args, system, pid, "burst") if rate is None else None
+            if profiler is not None:
                 await asyncio.sleep(1.0)
             cpu0 = cpu_seconds(pid)
             start = time.time()
@@ -324,9 +344,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 *(c.ask("collect", seqs=seqs, quiet=args.quiet, timeout=args.timeout) for c in clients)
             )
             cpu = cpu_seconds(pid) - cpu0
-            if profiler is not None:
-                profiler.send_signal(signal.SIGINT)
-                profiler.wait(30)
+            stop_profile(profiler)
             latencies = [x for p in parts for x in p["latencies_ms"]]
             deliveries = sum(p["deliveries"] for p in parts)
             last = max((p["last"] for p in parts if p["last"]), default=published)
@@ -450,6 +468,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
     parser.add_argument("--profile", help="record the floorchannels server with py-spy to this file")
+    parser.add_argument("--profile-phase", choices=["connect", "burst"], default="burst")
     parser.add_argument("--output", help="write every trial's figures here (JSON)")
     parser.add_argument("--verbose", action="store_true", help="include every trial in the JSON line")
     parser.add_argument("--only", help="run only these trials, e.g. fc/daphne,limit/uvicorn")

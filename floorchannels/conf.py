@@ -39,6 +39,13 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between re-adding this process's group memberships, which keeps them alive
     # past the layer's group_expiry (channels-redis: 1 day).
     "GROUP_REFRESH_INTERVAL": 3600.0,
+    # Window and user groups (one per tab, one per user) travel on this many shared layer
+    # groups instead of one layer group each, so a connecting tab rarely costs a Redis
+    # SUBSCRIBE and a process holds a bounded number of memberships. A process then also
+    # receives (and drops) the window/user messages of other processes' windows in the
+    # shards it is in. 0: one layer group per window and per user. Must be the same in
+    # every process that publishes or serves sockets.
+    "PRIVATE_GROUP_SHARDS": 256,
     # Largest client frame, in characters; a larger one closes the socket with 4413.
     "MAX_FRAME_SIZE": 64 * 1024,
     # Frames per second a window may send (token bucket: RATE_LIMIT per second, bursts of

@@ -30,7 +30,7 @@ from . import metrics, protocol
 from .conf import fc_settings
 from .dispatch import DELIVER, RUN, channel_layer, queue_channel
 from .registry import registry
-from .topics import BROADCAST_GROUP
+from .topics import BROADCAST_GROUP, layer_group
 from .worker import run_queued
 
 logger = logging.getLogger("floorchannels.hub")
@@ -64,7 +64,11 @@ class Hub:
     def __init__(self, layer: Any) -> None:
         self.layer = layer
         self.channel_name = ""
+        #: Local sockets by group (floorchannels' own groups: windows, users, topics...).
         self.groups: dict[str, set[Socket]] = {}
+        #: The layer groups this hub is in, each with the groups it carries here (a window
+        #: group travels on a shared layer group: see topics.layer_group).
+        self.carriers: dict[str, set[str]] = {}
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._recent: OrderedDict[str, set[int]] = OrderedDict()
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -100,9 +104,16 @@ class Hub:
             members = self.groups.get(group)
             if members is None:
                 members = self.groups[group] = set()
-                waits.append(self._change(group, self.layer.group_add))
-            elif group in self._pending:
-                waits.append(asyncio.shield(self._pending[group]))
+                carrier = layer_group(group)
+                carried = self.carriers.get(carrier)
+                if carried is None:
+                    carried = self.carriers[carrier] = set()
+                    waits.append(self._change(carrier, self.layer.group_add))
+                elif carrier in self._pending:
+                    waits.append(asyncio.shield(self._pending[carrier]))
+                carried.add(group)
+            elif (carrier := layer_group(group)) in self._pending:
+                waits.append(asyncio.shield(self._pending[carrier]))
             members.add(socket)
         if waits:
             await asyncio.gather(*waits)
@@ -147,11 +158,20 @@ class Hub:
                 logger.exception("Group maintenance failed; will retry.")
 
     async def sweep(self) -> None:
-        """Discard the layer memberships of groups no local socket uses any more."""
-        empty = [g for g, members in self.groups.items() if not members and g not in self._pending]
-        for group in empty:
+        """Discard the layer memberships no local socket uses any more."""
+        released = []
+        for group in [g for g, members in self.groups.items() if not members]:
+            carrier = layer_group(group)
+            if carrier in self._pending:
+                continue
             del self.groups[group]
-        await asyncio.gather(*(self._change(g, self.layer.group_discard) for g in empty))
+            carried = self.carriers.get(carrier)
+            if carried is not None:
+                carried.discard(group)
+                if not carried:
+                    del self.carriers[carrier]
+                    released.append(carrier)
+        await asyncio.gather(*(self._change(g, self.layer.group_discard) for g in released))
 
     def layer_failed(self) -> None:
         """The layer reported an error: check it until it works again, then tell the sockets.
@@ -207,9 +227,8 @@ class Hub:
     async def refresh(self) -> None:
         """Re-add every membership, restarting the layer's group_expiry clock."""
         await self.layer.group_add(self.probe_group, self.channel_name)
-        for group, members in list(self.groups.items()):
-            if members:
-                await self.layer.group_add(group, self.channel_name)
+        for carrier in list(self.carriers):
+            await self.layer.group_add(carrier, self.channel_name)
 
     # Delivery ---------------------------------------------------------------------------
 

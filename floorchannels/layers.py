@@ -14,12 +14,16 @@ from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
 from . import metrics
+from .topics import layer_group
 
 logger = logging.getLogger("floorchannels.layers")
 
 
 async def group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
-    """``layer.group_send``, counting and logging the messages the layer drops."""
+    """``layer.group_send`` to the layer group carrying ``group`` (see
+    :func:`~floorchannels.topics.layer_group`), counting and logging the messages the
+    layer drops. ``message["group"]`` names ``group`` itself, for the receiving hub."""
+    group = layer_group(group)
     if isinstance(layer, InMemoryChannelLayer):
         # Its own group_send swallows ChannelFull; send member by member to see it.
         layer._clean_expired()

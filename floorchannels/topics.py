@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from typing import Any
 
 from django.db.models import Model
+
+from .conf import fc_settings
 
 BROADCAST_GROUP = "fc.all"
 _PREFIX_WINDOW = "fc.w."
 _PREFIX_USER = "fc.u."
 _PREFIX_TOPIC = "fc.t."
+_PREFIX_SHARD = "fc.s."
 
 
 class CanonicalTopic(str):
@@ -70,3 +74,17 @@ def window_group(window_id: str) -> str:
 def user_group(user_pk: Any) -> str:
     """Group of every window of one user. The pk is hashed so its type and size don't matter."""
     return _PREFIX_USER + _digest(str(user_pk))
+
+
+def layer_group(group: str) -> str:
+    """The channel-layer group that carries ``group``'s messages.
+
+    Topics and BROADCAST are layer groups of their own. Window and user groups, of which
+    there is one per tab and per user, share ``PRIVATE_GROUP_SHARDS`` layer groups: the
+    hub keeps the window-level routing itself (messages say their own group), so the
+    layer sees a bounded set of groups and a new tab rarely needs a layer round trip.
+    """
+    shards = fc_settings.PRIVATE_GROUP_SHARDS
+    if shards and group.startswith((_PREFIX_WINDOW, _PREFIX_USER)):
+        return f"{_PREFIX_SHARD}{zlib.crc32(group.encode()) % shards}"
+    return group

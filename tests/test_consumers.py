@@ -368,7 +368,15 @@ async def test_ping_pong():
 # Signals to windows ----------------------------------------------------------------------
 
 
-async def test_window_user_and_broadcast_targets(alice, bob):
+@pytest.fixture(params=[0, 1, 256], ids=["a-layer-group-each", "all-in-one-shard", "256-shards"])
+def private_shards(request, settings):
+    """Window and user groups on their own layer groups, all on one, or spread over 256:
+    whatever the layer carries, each window gets exactly what is meant for it."""
+    settings.FLOORCHANNELS = {**settings.FLOORCHANNELS, "PRIVATE_GROUP_SHARDS": request.param}
+    return request.param
+
+
+async def test_window_user_and_broadcast_targets(alice, bob, private_shards):
     alice_headers = await sync_to_async(session_headers)(alice)
     bob_headers = await sync_to_async(session_headers)(bob)
     a1 = await open_window(make_key(alice), alice_headers)
@@ -401,7 +409,7 @@ async def test_window_user_and_broadcast_targets(alice, bob):
         await window.close()
 
 
-async def test_one_copy_per_window_through_several_groups(alice):
+async def test_one_copy_per_window_through_several_groups(alice, private_shards):
     headers = await sync_to_async(session_headers)(alice)
     a1 = await open_window(make_key(alice, topics=["room"]), headers)
     a2 = await open_window(make_key(alice), headers)
@@ -455,7 +463,7 @@ async def test_no_frame_from_a_browser_reaches_another_browser():
     await receiver.close()
 
 
-async def test_closed_window_leaves_its_groups():
+async def test_closed_window_leaves_its_groups(private_shards):
     window = await open_window(make_key(topics=["room"]))
     await window.close()
     await asyncio.sleep(0.5)  # the sweep runs every 0.2 s in the test settings
@@ -463,3 +471,6 @@ async def test_closed_window_leaves_its_groups():
 
     hub = await get_hub()
     assert not any(group.startswith("fc.w.") for group in hub.groups)
+    # Nor does the hub stay in the layer groups that carried them.
+    mine = {group for group, channels in hub.layer.groups.items() if hub.channel_name in channels}
+    assert mine == {hub.probe_group}

@@ -5,7 +5,14 @@ import sys
 import pytest
 from django.contrib.auth.models import Group
 
-from floorchannels.topics import group_for_topic, serialize_topic, user_group, window_group
+from floorchannels.topics import (
+    BROADCAST_GROUP,
+    group_for_topic,
+    layer_group,
+    serialize_topic,
+    user_group,
+    window_group,
+)
 
 VALID = re.compile(r"^[a-zA-Z0-9\-_.]{1,99}$")
 
@@ -51,3 +58,21 @@ def test_window_and_user_groups():
     assert window_group("abc") == "fc.w.abc"
     assert VALID.match(user_group("a-very-long-string-pk-" * 10))
     assert user_group(3) == user_group("3")
+
+
+def test_window_and_user_groups_share_a_bounded_set_of_layer_groups(settings):
+    settings.FLOORCHANNELS = {"PRIVATE_GROUP_SHARDS": 16}
+    carriers = {layer_group(window_group(f"w{n}")) for n in range(1000)}
+    carriers |= {layer_group(user_group(n)) for n in range(1000)}
+    assert len(carriers) == 16
+    assert all(VALID.match(c) for c in carriers)
+    # The same group always travels on the same layer group, in every process.
+    assert layer_group(window_group("abc")) == layer_group(window_group("abc"))
+    # Topics and BROADCAST keep a layer group of their own.
+    assert layer_group(group_for_topic("room")) == group_for_topic("room")
+    assert layer_group(BROADCAST_GROUP) == BROADCAST_GROUP
+
+
+def test_private_group_shards_can_be_turned_off(settings):
+    settings.FLOORCHANNELS = {"PRIVATE_GROUP_SHARDS": 0}
+    assert layer_group(window_group("abc")) == window_group("abc")

@@ -1,0 +1,45 @@
+"""The Redis history store against a real redis-server."""
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from floorchannels.history import RedisHistory
+
+pytestmark = pytest.mark.e2e
+
+
+async def eval_calls(client) -> int:
+    stats = await client.info("commandstats")
+    return stats.get("cmdstat_eval", {}).get("calls", 0)
+
+
+async def test_concurrent_position_reads_share_round_trips(redis):
+    """A reconnect storm asks every group's position at once: each window gets its own
+    answer, and Redis sees far fewer script calls than windows."""
+    history = RedisHistory(redis.url)
+    for n in range(5):
+        for _ in range(n):
+            await history.append(f"room-{n}", f"id-{n}", '{"type":"signal"}')
+    client = aioredis.Redis.from_url(redis.url)
+    before = await eval_calls(client)
+
+    windows = [[f"room-{n % 5}", f"window-{n}"] for n in range(100)]
+    answers = await asyncio.gather(*(history.positions(groups) for groups in windows))
+
+    calls = await eval_calls(client) - before
+    assert calls < 20, calls
+    epochs = {epoch for epoch, _ in answers}
+    assert len(epochs) == 1
+    for n, (_epoch, positions) in enumerate(answers):
+        assert positions == {f"room-{n % 5}": n % 5, f"window-{n}": 0}
+    await client.aclose()
+
+
+async def test_a_failed_read_reaches_every_waiting_window():
+    """Redis unreachable: every waiting window gets the error, none is left hanging."""
+    history = RedisHistory("redis://127.0.0.1:1/0")  # nothing listens there
+    results = await asyncio.gather(*(history.positions([f"g{n}"]) for n in range(10)), return_exceptions=True)
+    assert all(isinstance(r, redis.exceptions.ConnectionError) for r in results), results
