@@ -40,6 +40,7 @@ _leaving: set[asyncio.Future[Any]] = set()
 _REPLAY_DEDUP_SECONDS = 10.0
 #: Frames answered by a reply carrying their id.
 _REQUESTS = ("call", "subscribe", "unsubscribe")
+_NO_SUBSCRIPTIONS: Any = MappingProxyType({})
 
 
 def _valid_id(value: Any) -> bool:
@@ -49,37 +50,47 @@ def _valid_id(value: Any) -> bool:
 
 
 class SignalConsumer:
-    """Serves one window's websocket. Route it with ``SignalConsumer.as_asgi()``."""
+    """Serves one window's websocket. Route it with ``SignalConsumer.as_asgi()``.
 
-    window: WindowInfo | None = None
-    window_id = ""
-    #: Frames held back while the window is replayed what it missed (None: not replaying).
-    _held: list[str] | None = None
-    #: Ids just replayed, and until when a live copy of them is dropped.
-    _replayed: tuple[set[str], float] | None = None
-    #: Digest of the session key of a signed-in window, so a logout closes its windows.
-    session_hash: str | None = None
-    #: Live resource subscriptions by id; a window that never subscribes shares this empty,
-    #: read-only mapping instead of holding a dict of its own.
-    subscriptions: Any = MappingProxyType({})
+    One instance per open socket, so it is kept small (``__slots__``, no per-socket timer,
+    lazily created task sets): an idle socket's memory is what a server can hold.
+    """
 
-    #: Running requests and sends of this window, created on first use (most windows of a
-    #: large fan-out never call anything: they should not pay for a set and a semaphore).
-    _tasks: set[asyncio.Future[Any]] | None = None
-    _calls: asyncio.Semaphore | None = None
+    __slots__ = (
+        "scope", "_send", "_frame_send", "_closed", "hub", "window", "window_id", "_groups",
+        "session_hash", "subscriptions", "_held", "_replayed", "_tasks", "_calls",
+    )  # fmt: skip
 
     def __init__(self) -> None:
-        self._refresh_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._frame_send: Any = None
         self.hub: Hub | None = None
+        self.window: WindowInfo | None = None
+        self.window_id = ""
+        self._groups: list[str] = []
+        #: Digest of the session key of a signed-in window, so a logout closes its windows.
+        self.session_hash: str | None = None
+        #: Live resource subscriptions by id; a window that never subscribes shares this
+        #: empty, read-only mapping instead of holding a dict of its own.
+        self.subscriptions: Any = _NO_SUBSCRIPTIONS
+        #: Frames held back while the window is replayed what it missed (None: not replaying).
+        self._held: list[str] | None = None
+        #: Ids just replayed, and until when a live copy of them is dropped.
+        self._replayed: tuple[set[str], float] | None = None
+        #: Running requests and sends of this window, created on first use (most windows of
+        #: a large fan-out never call anything: they should not pay for a set and a semaphore).
+        self._tasks: set[asyncio.Future[Any]] | None = None
+        self._calls: asyncio.Semaphore | None = None
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
-        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            await cls(**initkwargs)(scope, receive, send)
+        # A plain function returning the instance's coroutine: an ``async def`` wrapper
+        # would keep one more coroutine frame alive per open socket.
+        def app(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+            return cls(**initkwargs)(scope, receive, send)
 
         app.consumer_class = cls  # type: ignore[attr-defined]
+        app._asgi_single_callable = True  # type: ignore[attr-defined]
         return app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -96,8 +107,14 @@ class SignalConsumer:
         await send({"type": "websocket.accept"})
         metrics.increment("connections")
         try:
-            if await self._hello(receive):
-                await self._serve(receive)
+            if not await self._hello(receive):
+                return
+            # The frame loop is here rather than in a method of its own: one coroutine
+            # frame fewer per open socket.
+            bucket = TokenBucket(fc_settings.RATE_LIMIT, fc_settings.RATE_LIMIT_BURST)
+            while (message := await receive())["type"] != "websocket.disconnect":
+                if message["type"] == "websocket.receive" and not await self._receive(message, bucket):
+                    return
         finally:
             self._closed = True
             self._leave()
@@ -163,7 +180,6 @@ class SignalConsumer:
             )
             await self.close(CloseCode.UNAVAILABLE)
             return False
-        self._schedule_refresh()
         welcome = {
             "type": "welcome",
             "window_id": window.window_id,
@@ -231,8 +247,6 @@ class SignalConsumer:
                 await self.send_frame(text)
 
     def _leave(self) -> None:
-        if self._refresh_timer is not None:
-            self._refresh_timer.cancel()
         for task in list(self._tasks or ()):
             task.cancel()
         if self.window is not None and self.window.presence:
@@ -246,39 +260,32 @@ class SignalConsumer:
 
     # Frames ------------------------------------------------------------------------------
 
-    async def _serve(self, receive: Any) -> None:
-        bucket = TokenBucket(fc_settings.RATE_LIMIT, fc_settings.RATE_LIMIT_BURST)
-        max_size, close_after = fc_settings.MAX_FRAME_SIZE, fc_settings.RATE_LIMIT_CLOSE_AFTER
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message["type"] != "websocket.receive":
-                continue
-            text = message.get("text")
-            if len(text if text is not None else message.get("bytes") or b"") > max_size:
-                metrics.increment("refused_too_large")
-                logger.warning("Closed window %s: a frame over %d characters.", self.window_id, max_size)
-                await self.close(CloseCode.TOO_LARGE)
-                return
-            if not bucket.take():
-                metrics.increment("rate_limited")
-                if bucket.refused_in_a_row >= close_after:
-                    logger.warning(
-                        "Closed window %s: it kept flooding.",
-                        self.window_id,
-                        extra={"window_id": self.window_id},
-                    )
-                    await self.close(CloseCode.RATE_LIMITED)
-                    return
-                await self._refuse_flood(text)
-                continue
-            if text is None:
-                await self.send_json(
-                    protocol.error(protocol.INVALID_FRAME, "Binary frames are not supported.")
+    async def _receive(self, message: dict[str, Any], bucket: TokenBucket) -> bool:
+        """Handle one frame from the browser; False when the socket was closed for it."""
+        text = message.get("text")
+        max_size = fc_settings.MAX_FRAME_SIZE
+        if len(text if text is not None else message.get("bytes") or b"") > max_size:
+            metrics.increment("refused_too_large")
+            logger.warning("Closed window %s: a frame over %d characters.", self.window_id, max_size)
+            await self.close(CloseCode.TOO_LARGE)
+            return False
+        if not bucket.take():
+            metrics.increment("rate_limited")
+            if bucket.refused_in_a_row >= fc_settings.RATE_LIMIT_CLOSE_AFTER:
+                logger.warning(
+                    "Closed window %s: it kept flooding.",
+                    self.window_id,
+                    extra={"window_id": self.window_id},
                 )
-                continue
-            await self.receive_frame(text)
+                await self.close(CloseCode.RATE_LIMITED)
+                return False
+            await self._refuse_flood(text)
+            return True
+        if text is None:
+            await self.send_json(protocol.error(protocol.INVALID_FRAME, "Binary frames are not supported."))
+            return True
+        await self.receive_frame(text)
+        return True
 
     async def _refuse_flood(self, text: str | None) -> None:
         """Answer a frame over the rate limit: a reply if it was a request, else an error."""
@@ -416,21 +423,25 @@ class SignalConsumer:
 
     # Key refresh -------------------------------------------------------------------------
 
-    def _schedule_refresh(self) -> None:
+    def refresh_key(self, now: float) -> None:
+        """Send a fresh key once the current one is past ``WINDOW_KEY_REFRESH_AFTER`` of its
+        lifetime. The hub calls this periodically for every window (one timer per process
+        rather than one per socket)."""
+        window = self.window
         max_age = fc_settings.WINDOW_KEY_MAX_AGE
-        due = self.window.issued_at + max_age * fc_settings.WINDOW_KEY_REFRESH_AFTER
-        self._refresh_timer = asyncio.get_running_loop().call_later(
-            max(0.0, due - time.time()), self._refresh
+        if (
+            window is None
+            or self._closed
+            or now < window.issued_at + max_age * fc_settings.WINDOW_KEY_REFRESH_AFTER
+        ):
+            return
+        key = sign(window)
+        expires = window.issued_at + max_age
+        self._keep(
+            asyncio.ensure_future(
+                self.send_json({"type": "refresh", "window_key": key, "key_expires": expires})
+            )
         )
-
-    def _refresh(self) -> None:
-        key = sign(self.window)
-        expires = self.window.issued_at + fc_settings.WINDOW_KEY_MAX_AGE
-        task = asyncio.ensure_future(
-            self.send_json({"type": "refresh", "window_key": key, "key_expires": expires})
-        )
-        self._keep(task)
-        self._schedule_refresh()
 
     def _keep(self, task: asyncio.Future[Any]) -> None:
         """Hold a task of this window until it ends; cancelled when the window closes."""

@@ -59,6 +59,8 @@ class Socket(Protocol):
 
     async def send_frame(self, text: str) -> None: ...
 
+    def refresh_key(self, now: float) -> None: ...
+
 
 class Hub:
     def __init__(self, layer: Any) -> None:
@@ -85,6 +87,7 @@ class Hub:
         await self.layer.group_add(self.probe_group, self.channel_name)
         self._spawn(self._read())
         self._spawn(self._maintain())
+        self._spawn(self._refresh_keys())
         if _queues_in_process(self.layer):
             for queue in sorted(registry.queues()):
                 self._spawn(self._serve_queue(queue))
@@ -156,6 +159,22 @@ class Hub:
                     await self.refresh()
             except Exception:
                 logger.exception("Group maintenance failed; will retry.")
+
+    async def _refresh_keys(self) -> None:
+        """Let every window send itself a fresh key when its key is due for one.
+
+        One periodic check per process instead of a timer per socket. It runs often
+        enough that a key is refreshed well before it expires, even a short-lived one.
+        """
+        while True:
+            lifetime = fc_settings.WINDOW_KEY_MAX_AGE * (1 - fc_settings.WINDOW_KEY_REFRESH_AFTER)
+            await asyncio.sleep(max(0.05, min(fc_settings.GROUP_SWEEP_INTERVAL, lifetime / 4)))
+            now = time.time()
+            for socket in list(self.groups.get(BROADCAST_GROUP, ())):
+                try:
+                    socket.refresh_key(now)
+                except Exception:
+                    logger.exception("Could not refresh the key of window %s.", socket.window_id)
 
     async def sweep(self) -> None:
         """Discard the layer memberships no local socket uses any more."""

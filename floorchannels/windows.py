@@ -52,7 +52,7 @@ class KeyRefused(WindowKeyError):
     reason = "key_refused"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class WindowInfo:
     """What a signal handler knows about the window it serves.
 
