@@ -79,3 +79,25 @@ fc_application = ProtocolTypeRouter(
 raw_application = ProtocolTypeRouter(
     {"websocket": URLRouter([path("ws/raw/", RawConsumer.as_asgi())]), "http": publish_endpoint(publish_raw)}
 )
+
+if os.environ.get("BENCH_GC_LOG"):
+    # Diagnostics: print each garbage collection over 2 ms (they stop the event loop).
+    import gc
+    import sys
+    import time
+
+    _gc_start = {}
+
+    def _gc_log(phase, info):
+        if phase == "start":
+            _gc_start["t"] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - _gc_start["t"]) * 1000
+        if ms > 2:
+            print(
+                f"{time.time():.2f} GC gen{info['generation']} {ms:.1f} ms, {len(gc.get_objects())} objects",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    gc.callbacks.append(_gc_log)

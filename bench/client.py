@@ -179,6 +179,7 @@ class Client:
         cpu = time.process_time() - getattr(self, "cpu_mark", 0.0)
         wanted_set = set(seqs)
         latencies: list[float] = []
+        by_seq: dict[int, list[float]] = {}
         lost = duplicated = deliveries = 0
         first = last = None
         for socket in self.sockets:
@@ -194,7 +195,9 @@ class Client:
                     continue
                 seen.add(seq)
                 deliveries += 1
-                latencies.append(round((received_at - kwargs["t"]) * 1000, 3))
+                latency = round((received_at - kwargs["t"]) * 1000, 3)
+                latencies.append(latency)
+                by_seq.setdefault(seq, []).append(latency)
                 first = received_at if first is None else min(first, received_at)
                 last = received_at if last is None else max(last, received_at)
             lost += wanted - len(seen)
@@ -205,6 +208,8 @@ class Client:
             "first": first,
             "last": last,
             "latencies_ms": latencies,
+            # Per message: the first and the last socket's latency (the spread of one fan-out).
+            "spread_ms": {s: (min(v), max(v)) for s, v in by_seq.items()},
             "cpu": cpu,
             "closed": self.lost,
         }

@@ -346,6 +346,11 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
             cpu = cpu_seconds(pid) - cpu0
             stop_profile(profiler)
             latencies = [x for p in parts for x in p["latencies_ms"]]
+            spread: dict[str, list[float]] = {}
+            for p in parts:
+                for s, (low, high) in p["spread_ms"].items():
+                    first, last = spread.get(s, (low, high))
+                    spread[s] = [min(first, low), max(last, high)]
             deliveries = sum(p["deliveries"] for p in parts)
             last = max((p["last"] for p in parts if p["last"]), default=published)
             return {
@@ -359,6 +364,8 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 "server_cpu_us_per_delivery": round(cpu * 1e6 / deliveries, 1) if deliveries else None,
                 "client_cpu_s": round(sum(p["cpu"] for p in parts), 2),
                 "closed": sum(p["closed"] for p in parts),
+                "first_ms": [round(spread[k][0]) for k in sorted(spread, key=int)] if rate else None,
+                "last_ms": [round(spread[k][1]) for k in sorted(spread, key=int)] if rate else None,
             }
 
         result["burst"] = await phase(args.messages, None)
