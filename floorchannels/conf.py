@@ -46,10 +46,12 @@ DEFAULTS: dict[str, Any] = {
     # shards it is in. 0: one layer group per window and per user. Must be the same in
     # every process that publishes or serves sockets.
     "PRIVATE_GROUP_SHARDS": 256,
-    # Call gc.freeze() once, when the first socket connects, so the garbage collector's
-    # full collections stop scanning the project's start-up objects (shorter pauses of the
-    # event loop: see docs/benchmarks.md, Latency).
-    "GC_FREEZE": True,
+    # At the first connection, tune the garbage collector for a server holding many
+    # sockets: gc.freeze() the start-up objects and raise the generation-0 threshold from
+    # Python's default 700 to 10,000 (left alone if the project set its own). Full
+    # collections, which stop the event loop for ~100 ms with 1,000 sockets, become rare
+    # (docs/benchmarks.md, Latency). False leaves the collector as it is.
+    "GC_TUNING": True,
     # Largest client frame, in characters; a larger one closes the socket with 4413.
     "MAX_FRAME_SIZE": 64 * 1024,
     # Frames per second a window may send (token bucket: RATE_LIMIT per second, bursts of

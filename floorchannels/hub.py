@@ -344,27 +344,36 @@ async def get_hub() -> Hub:
     hub = _hubs.get(loop)
     if hub is None:
         hub = _hubs[loop] = Hub(channel_layer())
-        _freeze_startup_objects()
+        _tune_gc()
     await asyncio.shield(hub.started)
     return hub
 
 
-_frozen = False
+_tuned = False
+#: Generation-0 threshold while many sockets are served (Python's default is 700).
+GC_THRESHOLD0 = 10_000
 
 
-def _freeze_startup_objects() -> None:
-    """Move everything alive when the first socket connects out of the collector's way.
+def _tune_gc() -> None:
+    """Keep the garbage collector's full collections out of the way of fan-outs.
 
-    A full (generation 2) collection scans every container object in the process and
-    holds the event loop while it does: with Django loaded and 1,000 sockets open it took
-    90-150 ms here, often enough to show in the p99 latency of a fan-out. The objects of a
-    started project (modules, URL patterns, models...) live until the process ends, so
-    ``gc.freeze()`` once, at the first connection, halves that pause at no cost.
+    A full (generation-2) collection scans every container object in the process and
+    holds the event loop while it does: with Django loaded and 1,000 sockets open under
+    daphne it took 70-150 ms, every few seconds during a fan-out, because each fan-out
+    leaves the server's per-write objects alive across several young collections, which
+    promotes them and soon triggers a full one. Measured (docs/benchmarks.md): with the
+    start-up objects frozen and a generation-0 threshold of 10,000 no full collection ran
+    during the whole benchmark, and the paced p99 fell from 150-230 ms to about 80 ms.
+    Done once per process, at the first connection, when the project is fully loaded.
     """
-    global _frozen
-    if not _frozen and fc_settings.GC_FREEZE:
-        _frozen = True
-        gc.freeze()
+    global _tuned
+    if _tuned or not fc_settings.GC_TUNING:
+        return
+    _tuned = True
+    gc.freeze()
+    threshold0, *older = gc.get_threshold()
+    if threshold0 == 700:  # Python's default: the project did not tune it itself
+        gc.set_threshold(GC_THRESHOLD0, *older)
 
 
 def layer_failed_everywhere() -> None:
