@@ -425,6 +425,8 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
         "raw_rss_per_conn_kib": raw["rss_per_conn_kib"],
         "limit_rss_per_conn_kib": limit["rss_per_conn_kib"],
         "fc_connects_per_s": fc["connects_per_s"],
+        "fc_cpu_us_per_connect": fc.get("server_cpu_us_per_connect"),
+        "limit_cpu_us_per_connect": limit.get("server_cpu_us_per_connect"),
         "raw_connects_per_s": raw["connects_per_s"],
         "limit_connects_per_s": limit["connects_per_s"],
     }
@@ -437,6 +439,7 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
             line[f"uvicorn_{system}_p99_ms_paced10"] = get(uv, "paced10", "p99_ms")
             line[f"uvicorn_{system}_rss_per_conn_kib"] = uv["rss_per_conn_kib"]
             line[f"uvicorn_{system}_connects_per_s"] = uv["connects_per_s"]
+            line[f"uvicorn_{system}_cpu_us_per_connect"] = uv.get("server_cpu_us_per_connect")
     return line
 
 
