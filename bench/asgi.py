@@ -5,7 +5,7 @@
 - :mod:`bench.limit`: a bare ASGI app with no Django and no channel layer.
 
 Both Django applications also answer ``POST /publish`` (body: the message's kwargs as
-JSON) by publishing from inside the server. The harness uses it only for the in-memory
+JSON, or a list of them) by publishing from inside the server. The harness uses it only for the in-memory
 layer, which another process cannot reach; with Redis it publishes from its own process.
 """
 
@@ -65,8 +65,9 @@ def publish_endpoint(publish):
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = await read_body(receive)
-        await publish(json.loads(body))
+        body = json.loads(await read_body(receive))
+        for kwargs in body if isinstance(body, list) else [body]:
+            await publish(kwargs)
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 

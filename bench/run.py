@@ -11,8 +11,9 @@ websocket clients from separate light client processes (:mod:`bench.client`), th
 
 floorchannels is published to with ``acall(..., BROADCAST)`` (raw Channels with
 ``group_send``) from this process when the layer is Redis; the in-memory layer cannot be
-reached from another process, so then (and always for the limit app) this process POSTs
-each message to the server, which publishes it.
+reached from another process, so then this process POSTs the messages to the server,
+which publishes them (the burst in one request, paced messages one request each); the limit
+app gets its messages as frames on a publisher websocket.
 
 The last line printed is one JSON object (``make bench``). ``--full`` sweeps client counts
 and writes docs/benchmarks.md and its chart (see bench/report.py).
@@ -163,13 +164,13 @@ class ClientProcess:
 
 
 class HttpPublisher:
-    """POST /publish over one keep-alive connection."""
+    """POST /publish over one keep-alive connection (a message's kwargs, or a list of them)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.reader = self.writer = None
 
-    async def __call__(self, kwargs: dict) -> None:
+    async def __call__(self, kwargs: dict | list[dict]) -> None:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         body = json.dumps(kwargs).encode()
@@ -333,12 +334,17 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 await asyncio.sleep(1.0)
             cpu0 = cpu_seconds(pid)
             start = time.time()
-            for i, s in enumerate(seqs):
-                if rate:
-                    delay = start + i / rate - time.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                await publish({"s": s, "t": time.time()})
+            if rate is None and isinstance(publish, HttpPublisher):
+                # One request carrying the whole burst: the server publishes it in a loop.
+                # A request per message would measure HTTP round trips to a busy server.
+                await publish([{"s": s, "t": time.time()} for s in seqs])
+            else:
+                for i, s in enumerate(seqs):
+                    if rate:
+                        delay = start + i / rate - time.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    await publish({"s": s, "t": time.time()})
             published = time.time()
             parts = await asyncio.gather(
                 *(c.ask("collect", seqs=seqs, quiet=args.quiet, timeout=args.timeout) for c in clients)
@@ -425,6 +431,8 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
         "raw_rss_per_conn_kib": raw["rss_per_conn_kib"],
         "limit_rss_per_conn_kib": limit["rss_per_conn_kib"],
         "fc_connects_per_s": fc["connects_per_s"],
+        "fc_cpu_us_per_connect": fc.get("server_cpu_us_per_connect"),
+        "limit_cpu_us_per_connect": limit.get("server_cpu_us_per_connect"),
         "raw_connects_per_s": raw["connects_per_s"],
         "limit_connects_per_s": limit["connects_per_s"],
     }
@@ -437,6 +445,7 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
             line[f"uvicorn_{system}_p99_ms_paced10"] = get(uv, "paced10", "p99_ms")
             line[f"uvicorn_{system}_rss_per_conn_kib"] = uv["rss_per_conn_kib"]
             line[f"uvicorn_{system}_connects_per_s"] = uv["connects_per_s"]
+            line[f"uvicorn_{system}_cpu_us_per_connect"] = uv.get("server_cpu_us_per_connect")
     return line
 
 

@@ -67,7 +67,7 @@ class SignalConsumer:
         self.hub: Hub | None = None
         self.window: WindowInfo | None = None
         self.window_id = ""
-        self._groups: list[str] = []
+        self._groups: tuple[str, ...] = ()
         #: Digest of the session key of a signed-in window, so a logout closes its windows.
         self.session_hash: str | None = None
         #: Live resource subscriptions by id; a window that never subscribes shares this
@@ -162,7 +162,7 @@ class SignalConsumer:
         self.window_id = window.window_id or ""
         if window.user_pk is not None:
             self.session_hash = session_hash(getattr(session_of(self.scope), "session_key", None))
-        self._groups = window.groups
+        self._groups = tuple(window.groups)  # a tuple of strings is not tracked by the GC
         history = get_history()
         resume = frame.get("resume") if history is not None else None
         if resume:

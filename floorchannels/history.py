@@ -17,6 +17,7 @@ import time
 import uuid
 import weakref
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,7 @@ class MemoryHistory:
         entries.append((seq, time.time(), message_id, frame))
         return self.epoch, seq
 
-    async def positions(self, groups: list[str]) -> tuple[str, dict[str, int]]:
+    async def positions(self, groups: Sequence[str]) -> tuple[str, dict[str, int]]:
         return self.epoch, {group: self.counters.get(group, 0) for group in groups}
 
     async def since(self, group: str, epoch: str, seq: int) -> list[Entry] | str:
@@ -148,7 +149,7 @@ class RedisHistory:
         )
         return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(seq)
 
-    async def positions(self, groups: list[str]) -> tuple[str, dict[str, int]]:
+    async def positions(self, groups: Sequence[str]) -> tuple[str, dict[str, int]]:
         """The epoch and each group's last sequence number (0: nothing published yet).
 
         Every connecting window asks this. Reads that arrive while one script call is in
@@ -193,10 +194,10 @@ class _PositionReads:
 
     def __init__(self, history: RedisHistory) -> None:
         self.history = history
-        self.waiting: list[tuple[list[str], asyncio.Future[tuple[str, dict[str, int]]]]] = []
+        self.waiting: list[tuple[Sequence[str], asyncio.Future[tuple[str, dict[str, int]]]]] = []
         self.running: asyncio.Task[None] | None = None
 
-    async def read(self, groups: list[str]) -> tuple[str, dict[str, int]]:
+    async def read(self, groups: Sequence[str]) -> tuple[str, dict[str, int]]:
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((groups, future))
         if self.running is None:
