@@ -46,6 +46,9 @@ RECENT_IDS = 4096
 #: turn per socket; after a few thousand frames a burst is sent in a few frames per syscall.
 YIELD_EVERY = 2000
 
+#: Most messages written in one socket-by-socket batch.
+BATCH_MAX = 50
+
 PROBE = "fc.probe"
 
 #: Other message types a hub understands, by type: ``handler(hub, message)``. Handlers
@@ -76,6 +79,8 @@ class Hub:
         self._recent: OrderedDict[str, set[int]] = OrderedDict()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._unflushed = 0
+        #: A layer receive started ahead of need (see _receive_ready).
+        self._ahead: asyncio.Future[dict[str, Any]] | None = None
         self._recovering = False
         self._failed_at = 0.0
         self._probes: dict[str, asyncio.Future[bool]] = {}
@@ -253,9 +258,16 @@ class Hub:
     # Delivery ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
+        try:
+            await self._read_forever()
+        finally:
+            if self._ahead is not None:
+                self._ahead.cancel()
+
+    async def _read_forever(self) -> None:
         while True:
             try:
-                message = await self.layer.receive(self.channel_name)
+                message = await self._receive()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -264,38 +276,108 @@ class Hub:
                 self.layer_failed()
                 await asyncio.sleep(0.25)
                 continue
-            if message.get("type") == PROBE:
-                arrived = self._probes.get(message.get("token"))
-                if arrived is not None and not arrived.done():
-                    arrived.set_result(True)
+            if not self._deliverable_now(message):
+                self._dispatch(message)
                 continue
-            if message.get("type") != DELIVER:
-                handler = message_handlers.get(message.get("type"))
-                if handler is None:
-                    logger.warning("Ignored a %r message on the hub channel.", message.get("type"))
-                else:
-                    # Must return at once: slow work (e.g. DB checks) is queued by the handler.
-                    handler(self, message)
-                continue
-            eta = message.get("eta")
-            if eta is not None and eta > time.time():
-                asyncio.get_running_loop().call_later(eta - time.time(), self._deliver_later, message)
-                continue
-            await self.deliver(message)
+            # Messages already waiting are written socket by socket, so a server that
+            # flushes per socket (daphne) sends each socket several frames at once.
+            batch = [message]
+            while len(batch) < BATCH_MAX and (extra := await self._receive_ready()) is not None:
+                if not self._deliverable_now(extra):
+                    await self.deliver_many(batch)
+                    batch = []
+                    self._dispatch(extra)
+                    break
+                batch.append(extra)
+            if batch:
+                await self.deliver_many(batch)
+
+    async def _receive(self) -> dict[str, Any]:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            return await ahead
+        return await self.layer.receive(self.channel_name)
+
+    async def _receive_ready(self) -> dict[str, Any] | None:
+        """The next message if the layer has it at hand, else None.
+
+        The receive is started and given one loop turn; if it is still waiting (nothing
+        queued, or a Redis round trip), it is kept, never cancelled, and the next
+        ``_receive`` picks it up: no message can be lost, and with the core layer the round
+        trip for the next message overlaps this batch's writes.
+        """
+        ahead = asyncio.ensure_future(self.layer.receive(self.channel_name))
+        await asyncio.sleep(0)
+        if ahead.done() and ahead.exception() is None:
+            return ahead.result()
+        self._ahead = ahead
+        return None
+
+    def _deliverable_now(self, message: dict[str, Any]) -> bool:
+        if message.get("type") != DELIVER:
+            return False
+        eta = message.get("eta")
+        return eta is None or eta <= time.time()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        """Everything but a group message due now: probes, handlers, delayed messages."""
+        kind = message.get("type")
+        if kind == PROBE:
+            arrived = self._probes.get(message.get("token"))
+            if arrived is not None and not arrived.done():
+                arrived.set_result(True)
+        elif kind == DELIVER:
+            delay = message["eta"] - time.time()
+            asyncio.get_running_loop().call_later(delay, self._deliver_later, message)
+        elif (handler := message_handlers.get(kind)) is not None:
+            # Must return at once: slow work (e.g. DB checks) is queued by the handler.
+            handler(self, message)
+        else:
+            logger.warning("Ignored a %r message on the hub channel.", kind)
 
     def _deliver_later(self, message: dict[str, Any]) -> None:
         self._spawn(self.deliver(message))
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """Write one group message's frame to each local member, once per socket."""
+        await self.deliver_many([message])
+
+    async def deliver_many(self, messages: list[dict[str, Any]]) -> None:
+        """Write group messages to their local members: once per socket, in order per
+        socket, and all of one socket's frames one after the other."""
+        frames: dict[Socket, list[str]] = {}
+        for message in messages:
+            for socket in self._targets(message):
+                queued = frames.get(socket)
+                if queued is None:
+                    frames[socket] = [message["frame"]]
+                else:
+                    queued.append(message["frame"])
+        sent = 0
+        for socket, texts in frames.items():
+            for text in texts:
+                try:
+                    await socket.send_frame(text)
+                except Exception:
+                    metrics.increment("send_errors")
+                    logger.debug("Could not write to window %s.", socket.window_id, exc_info=True)
+                    break
+            sent += len(texts)
+            self._unflushed += len(texts)
+            if self._unflushed >= YIELD_EVERY:
+                self._unflushed = 0
+                await asyncio.sleep(0)
+        metrics.increment("frames_sent", sent)
+
+    def _targets(self, message: dict[str, Any]) -> list[Socket]:
         expires = message.get("expires")
         if expires is not None and time.time() > expires:
             metrics.increment("expired")
             logger.warning("Dropped expired message %s for %s.", message.get("id"), message.get("group"))
-            return
+            return []
         members = self.groups.get(message.get("group", ""))
         if not members:
-            return
+            return []
         targets = list(members)
         if message.get("multi"):
             seen = self._recent.get(message["id"])
@@ -305,18 +387,7 @@ class Hub:
                     self._recent.popitem(last=False)
             targets = [s for s in targets if id(s) not in seen]
             seen.update(id(s) for s in targets)
-        frame = message["frame"]
-        for socket in targets:
-            try:
-                await socket.send_frame(frame)
-            except Exception:
-                metrics.increment("send_errors")
-                logger.debug("Could not write to window %s.", socket.window_id, exc_info=True)
-            self._unflushed += 1
-            if self._unflushed >= YIELD_EVERY:
-                self._unflushed = 0
-                await asyncio.sleep(0)
-        metrics.increment("frames_sent", len(targets))
+        return targets
 
     # Queues run in this process ---------------------------------------------------------
 
