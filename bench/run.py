@@ -171,14 +171,22 @@ class HttpPublisher:
         self.reader = self.writer = None
 
     async def __call__(self, kwargs: dict | list[dict]) -> None:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         body = json.dumps(kwargs).encode()
-        self.writer.write(
-            b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        for attempt in (1, 2):  # the server may have closed an idle keep-alive connection
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.writer.write(
+                b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            try:
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+                self.writer = None
+                if attempt == 2:
+                    raise
         if not head.startswith(b"HTTP/1.1 204"):
             raise RuntimeError(head[:100])
 
