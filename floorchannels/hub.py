@@ -48,6 +48,9 @@ YIELD_EVERY = 2000
 
 #: Most messages written in one socket-by-socket batch.
 BATCH_MAX = 50
+#: Seconds the hub waits for a burst's next message when each layer receive is a Redis
+#: round trip (the core layer); a lone message is delayed by at most this much.
+REMOTE_BATCH_WAIT = 0.002
 
 PROBE = "fc.probe"
 
@@ -81,6 +84,7 @@ class Hub:
         self._unflushed = 0
         #: A layer receive started ahead of need (see _receive_ready).
         self._ahead: asyncio.Future[dict[str, Any]] | None = None
+        self._receives_locally = _receives_locally(layer)
         self._recovering = False
         self._failed_at = 0.0
         self._probes: dict[str, asyncio.Future[bool]] = {}
@@ -301,13 +305,16 @@ class Hub:
     async def _receive_ready(self) -> dict[str, Any] | None:
         """The next message if the layer has it at hand, else None.
 
-        The receive is started and given one loop turn; if it is still waiting (nothing
-        queued, or a Redis round trip), it is kept, never cancelled, and the next
-        ``_receive`` picks it up: no message can be lost, and with the core layer the round
-        trip for the next message overlaps this batch's writes.
+        The receive is started and given one loop turn (layers that receive into a local
+        queue: in-memory, Redis pub/sub) or ``REMOTE_BATCH_WAIT`` (the Redis core layer,
+        where each receive is a round trip); if it is still waiting, it is kept, never
+        cancelled, and the next ``_receive`` picks it up: no message can be lost.
         """
         ahead = asyncio.ensure_future(self.layer.receive(self.channel_name))
-        await asyncio.sleep(0)
+        if self._receives_locally:
+            await asyncio.sleep(0)
+        else:
+            await asyncio.wait({ahead}, timeout=REMOTE_BATCH_WAIT)
         if ahead.done() and ahead.exception() is None:
             return ahead.result()
         self._ahead = ahead
@@ -397,6 +404,17 @@ class Hub:
             message = await self.layer.receive(channel)
             if message.get("type") == RUN:
                 self._spawn(run_queued(message))
+
+
+def _receives_locally(layer: Any) -> bool:
+    """Whether the layer hands over received messages from a local queue."""
+    if isinstance(layer, InMemoryChannelLayer):
+        return True
+    try:
+        from channels_redis.pubsub import RedisPubSubChannelLayer
+    except ImportError:
+        return False
+    return isinstance(layer, RedisPubSubChannelLayer)
 
 
 def _queues_in_process(layer: Any) -> bool:
