@@ -91,6 +91,7 @@ async def test_trimmed_history_gives_a_resync_with_the_current_position():
         await window.close()
         for n in range(1, 10):
             await acall("m", BROADCAST, kwargs={"n": n})
+        await asyncio.sleep(0.2)  # away long enough for those to be delivered (to nobody)
         back = await hello(key, {"e": first["e"], "seqs": {first["g"]: first["seq"]}})
         frames = await frames_of(back)
         assert frames == [
