@@ -310,14 +310,15 @@ class Hub:
         where each receive is a round trip); if it is still waiting, it is kept, never
         cancelled, and the next ``_receive`` picks it up: no message can be lost.
         """
-        ahead = asyncio.ensure_future(self.layer.receive(self.channel_name))
+        # Held on the hub at once, so a cancelled hub cancels it too (see _read).
+        ahead = self._ahead = asyncio.ensure_future(self.layer.receive(self.channel_name))
         if self._receives_locally:
             await asyncio.sleep(0)
         else:
             await asyncio.wait({ahead}, timeout=REMOTE_BATCH_WAIT)
-        if ahead.done() and ahead.exception() is None:
+        if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+            self._ahead = None
             return ahead.result()
-        self._ahead = ahead
         return None
 
     def _deliverable_now(self, message: dict[str, Any]) -> bool:
