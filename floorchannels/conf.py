@@ -52,6 +52,10 @@ DEFAULTS: dict[str, Any] = {
     # collections, which stop the event loop for ~100 ms with 1,000 sockets, become rare
     # (docs/benchmarks.md, Latency). False leaves the collector as it is.
     "GC_TUNING": True,
+    # Bytes of frames a window may have waiting to be written (the server's own buffer
+    # past its transport's); a window that does not read and passes it is closed with 4507
+    # (slow client), then reconnects and resumes from history. Nothing else waits for it.
+    "MAX_BUFFERED_BYTES": 1024 * 1024,
     # Largest client frame, in characters; a larger one closes the socket with 4413.
     "MAX_FRAME_SIZE": 64 * 1024,
     # Frames per second a window may send (token bucket: RATE_LIMIT per second, bursts of

@@ -16,29 +16,14 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
-from channels.layers import get_channel_layer
-from django.core.exceptions import ImproperlyConfigured
 
-from . import metrics, protocol
+from . import messages, metrics, protocol
 from .conf import fc_settings
 from .history import alias, get_history, with_position
-from .layers import group_send
+from .layers import channel_layer, group_send
 from .registry import Handler, registry
 from .targets import SERVER, groups_for
 from .windows import WindowInfo
-
-DELIVER = "fc.deliver"
-RUN = "fc.run"
-
-
-def channel_layer() -> Any:
-    layer = get_channel_layer(fc_settings.CHANNEL_LAYER)
-    if layer is None:
-        raise ImproperlyConfigured(
-            f"floorchannels needs CHANNEL_LAYERS[{fc_settings.CHANNEL_LAYER!r}] to be configured."
-        )
-    return layer
-
 
 def queue_channel(queue: str) -> str:
     """The worker channel of a queue: ``runworker`` takes this name."""
@@ -111,14 +96,9 @@ class Publication:
 
     def group_message(self) -> dict[str, Any]:
         frame = protocol.encode({"type": "signal", "signal": self.name, "kwargs": self.kwargs, "id": self.id})
-        return {
-            "type": DELIVER,
-            "id": self.id,
-            "frame": frame,
-            "multi": len(self.groups) > 1,
-            "eta": self.eta,
-            "expires": self.expires,
-        }
+        return messages.DELIVER.build(
+            id=self.id, frame=frame, multi=len(self.groups) > 1, eta=self.eta, expires=self.expires
+        )
 
     async def send(self) -> None:
         """Everything that crosses the channel layer: worker queues, then groups."""
@@ -147,17 +127,16 @@ async def enqueue(
     expires: float | None = None,
 ) -> None:
     """Hand signal ``name`` to the worker of ``queue``, acting for ``window``."""
-    message = {
-        "type": RUN,
-        "id": message_id,
-        "queue": queue,
-        "signal": name,
+    message = messages.RUN.build(
+        id=message_id,
+        queue=queue,
+        signal=name,
         # A JSON round trip leaves only types every channel layer can carry.
-        "kwargs": json.loads(protocol.encode(kwargs)),
-        "window": window.to_message(),
-        "eta": eta,
-        "expires": expires,
-    }
+        kwargs=json.loads(protocol.encode(kwargs)),
+        window=window.to_message(),
+        eta=eta,
+        expires=expires,
+    )
     try:
         await channel_layer().send(queue_channel(queue), message)
     except ChannelFull:

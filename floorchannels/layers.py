@@ -1,22 +1,57 @@
-"""What floorchannels adds around channel layers: drops made visible.
+"""What floorchannels adds around channel layers: drops and failures made visible.
 
 Channels' layers drop a group message for a member whose channel is full: the in-memory
 layer silently, channels-redis with an INFO line. Both are loss nobody notices. Here every
-drop increments the ``dropped`` counter and logs a WARNING naming the group.
+drop increments the ``dropped`` counter and logs a WARNING naming the group. Failures the
+pub/sub layer only logs (it reconnects by itself) are passed to the listeners of each event
+loop (the hubs), which probe the layer and tell their sockets to resync.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from channels.exceptions import ChannelFull
-from channels.layers import InMemoryChannelLayer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
 
 from . import metrics
+from .conf import fc_settings
 from .topics import layer_group
 
 logger = logging.getLogger("floorchannels.layers")
+
+
+def channel_layer() -> Any:
+    """The channel layer floorchannels uses (``CHANNEL_LAYER`` setting)."""
+    layer = get_channel_layer(fc_settings.CHANNEL_LAYER)
+    if layer is None:
+        raise ImproperlyConfigured(
+            f"floorchannels needs CHANNEL_LAYERS[{fc_settings.CHANNEL_LAYER!r}] to be configured."
+        )
+    return layer
+
+
+#: Per event loop, what to call when the layer reports a failure outside our own calls.
+_failure_listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Callable[[], None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def on_failure(callback: Callable[[], None]) -> None:
+    """Call ``callback`` (in the running loop) whenever the layer reports an error."""
+    _failure_listeners[asyncio.get_running_loop()] = callback
+
+
+def failed() -> None:
+    """Tell every listening loop that the layer failed; safe from any thread."""
+    for loop, callback in list(_failure_listeners.items()):
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(callback)
 
 
 async def group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
@@ -62,9 +97,7 @@ class _PubSubFailureFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.ERROR:
-            from .hub import layer_failed_everywhere
-
-            layer_failed_everywhere()
+            failed()
         return True
 
 

@@ -40,6 +40,9 @@ class CloseCode:
     EXPIRED_KEY = 4410
     TOO_LARGE = 4413
     RATE_LIMITED = 4429
+    #: The window did not read what was sent to it fast enough: its outbound buffer passed
+    #: MAX_BUFFERED_BYTES. The client reconnects and resumes from history.
+    SLOW_CLIENT = 4507
     #: The server cannot serve the window now (its channel layer is unreachable).
     UNAVAILABLE = 4500
 

@@ -8,7 +8,6 @@ as final.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from typing import Any
@@ -19,17 +18,13 @@ from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 
-from . import metrics
-from .dispatch import channel_layer
-from .hub import message_handlers
-from .layers import group_send
+from . import messages, metrics
+from .layers import channel_layer, group_send
+from .tasks import spawn
 from .protocol import CloseCode
 from .topics import user_group
 
 logger = logging.getLogger("floorchannels.revocation")
-
-REVOKE = "fc.revoke"
-
 
 def session_hash(session_key: str | None) -> str | None:
     """A digest that names a session without carrying its key."""
@@ -38,12 +33,7 @@ def session_hash(session_key: str | None) -> str | None:
 
 def revoke(user_pk: Any, session_key: str | None = None, reason: str = "revoked") -> None:
     """Close the open windows of a user (of one session only, when ``session_key`` is given)."""
-    message = {
-        "type": REVOKE,
-        "group": user_group(user_pk),
-        "session": session_hash(session_key),
-        "reason": reason,
-    }
+    message = messages.REVOKE.build(group=user_group(user_pk), session=session_hash(session_key), reason=reason)
     try:
         async_to_sync(group_send)(channel_layer(), message["group"], message)
     except Exception:
@@ -59,10 +49,7 @@ def on_revoke(hub: Any, message: dict[str, Any]) -> None:
         if session is None or getattr(socket, "session_hash", None) == session:
             metrics.increment("revoked_windows")
             logger.info("Closing window %s: %s.", socket.window_id, message.get("reason"))
-            asyncio.ensure_future(socket.close(CloseCode.KEY_REFUSED))
-
-
-message_handlers[REVOKE] = on_revoke
+            spawn(socket.close(CloseCode.KEY_REFUSED), "close a revoked window")
 
 
 def _on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync
 
 from .. import metrics
-from ..hub import message_handlers
 from .events import CREATED, DELETED, RESOURCE, UPDATED
 from .views import host_of, view_for, visible_object
 
@@ -58,9 +57,6 @@ def on_message(hub: Any, message: dict[str, Any]) -> None:
     if state is None:
         state = hub._rest_state = _HubState(hub)
     state.queue.put_nowait(message)
-
-
-message_handlers[RESOURCE] = on_message
 
 
 def _user_key(user: Any) -> Any:

@@ -20,13 +20,13 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.db import router, transaction
 
-from ..dispatch import channel_layer
-from ..layers import group_send
+from .. import messages
+from ..layers import channel_layer, group_send
 from .resources import object_group, partition_group, register, resource_name
 
 logger = logging.getLogger("floorchannels.rest")
 
-RESOURCE = "fc.resource"
+RESOURCE = messages.RESOURCE.name
 CREATED, UPDATED, DELETED = "created", "updated", "deleted"
 
 
@@ -69,15 +69,14 @@ class _Flush:
             action = change.action
             if action is None:
                 continue
-            message = {
-                "type": RESOURCE,
-                "id": uuid.uuid4().hex,
-                "resource": change.resource,
-                "action": action,
-                "pk": change.pk,
-                "exclude": change.exclude,
-                "multi": len(change.groups) > 1,
-            }
+            message = messages.RESOURCE.build(
+                id=uuid.uuid4().hex,
+                resource=change.resource,
+                action=action,
+                pk=change.pk,
+                exclude=change.exclude,
+                multi=len(change.groups) > 1,
+            )
             messages.extend(dict(message, group=group) for group in change.groups)
         if messages:
             try:

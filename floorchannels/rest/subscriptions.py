@@ -9,7 +9,6 @@ from channels.db import DatabaseSyncToAsync
 
 from .. import protocol
 from ..conf import fc_settings
-from . import delivery  # noqa: F401 - registers the hub's handler for resource events
 from .resources import get_resource, object_group, partition_group, resource_name
 from .views import host_of, may_list, view_for, visible_object
 
