@@ -7,13 +7,21 @@ class FloorchannelsConfig(AppConfig):
     verbose_name = "floorchannels"
 
     def ready(self) -> None:
-        from . import checks, presence  # noqa: F401 - system checks; presence's browser signal
+        from django.apps import apps
+
+        from . import checks, messages, presence  # noqa: F401 - system checks; presence's browser signal
         from .conf import fc_settings
+        from .hub import register_handler
         from .layers import watch_channels_redis
-        from .revocation import connect_signals
+        from .revocation import connect_signals, on_revoke
 
         connect_signals()
         watch_channels_redis()
+        register_handler(messages.REVOKE, on_revoke)
+        if apps.is_installed("rest_framework"):
+            from .rest.delivery import on_message
+
+            register_handler(messages.RESOURCE, on_message)
 
         # Import <app>.signals everywhere so web and worker processes know the same signals.
         if fc_settings.AUTODISCOVER:

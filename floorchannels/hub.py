@@ -27,9 +27,10 @@ from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer
 
-from . import metrics, protocol
+from . import layers, messages, metrics, protocol
 from .conf import fc_settings
-from .dispatch import DELIVER, RUN, channel_layer, queue_channel
+from .dispatch import queue_channel
+from .layers import channel_layer
 from .registry import registry
 from .topics import BROADCAST_GROUP, layer_group
 from .worker import run_queued
@@ -52,11 +53,19 @@ BATCH_MAX = 50
 #: round trip (the core layer); a lone message is delayed by at most this much.
 REMOTE_BATCH_WAIT = 0.002
 
-PROBE = "fc.probe"
+DELIVER, RUN, PROBE = messages.DELIVER.name, messages.RUN.name, messages.PROBE.name
 
-#: Other message types a hub understands, by type: ``handler(hub, message)``. Handlers
-#: must not block; floorchannels.rest registers its resource events here.
+#: Other message types a hub understands, by type: ``handler(hub, message)``.
 message_handlers: dict[str, Any] = {}
+
+
+def register_handler(message_type: messages.MessageType, handler: Any) -> None:
+    """Have every hub pass messages of ``message_type`` to ``handler(hub, message)``.
+
+    Called from ``AppConfig.ready()`` (revocation, live resources). A handler must return
+    at once: slow work (database checks) is queued by the handler itself.
+    """
+    message_handlers[message_type.name] = handler
 
 
 class Socket(Protocol):
@@ -464,10 +473,3 @@ def _tune_gc() -> None:
     threshold0, *older = gc.get_threshold()
     if threshold0 == 700:  # Python's default: the project did not tune it itself
         gc.set_threshold(GC_THRESHOLD0, *older)
-
-
-def layer_failed_everywhere() -> None:
-    """Called from any thread when a layer reports an error outside our own calls."""
-    for loop, hub in list(_hubs.items()):
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(hub.layer_failed)

@@ -64,7 +64,7 @@ class _Flush:
         change.exclude = exclude
 
     def __call__(self) -> None:
-        messages = []
+        outgoing = []
         for change in self.changes.values():
             action = change.action
             if action is None:
@@ -77,13 +77,13 @@ class _Flush:
                 exclude=change.exclude,
                 multi=len(change.groups) > 1,
             )
-            messages.extend(dict(message, group=group) for group in change.groups)
-        if messages:
+            outgoing.extend(dict(message, group=group) for group in change.groups)
+        if outgoing:
             try:
-                async_to_sync(_send)(messages)
+                async_to_sync(_send)(outgoing)
             except Exception:
                 # The data is committed; failing the request now would lie to the client.
-                logger.exception("Could not publish %d resource event(s).", len(messages))
+                logger.exception("Could not publish %d resource event(s).", len(outgoing))
 
 
 async def _send(messages: list[dict[str, Any]]) -> None:
