@@ -25,6 +25,7 @@ from .registry import Handler, registry
 from .targets import SERVER, groups_for
 from .windows import WindowInfo
 
+
 def queue_channel(queue: str) -> str:
     """The worker channel of a queue: ``runworker`` takes this name."""
     return f"{fc_settings.QUEUE_PREFIX}{queue}"

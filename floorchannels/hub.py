@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer
 
-from . import layers, messages, metrics, protocol
+from . import messages, metrics, protocol
 from .conf import fc_settings
 from .dispatch import queue_channel
 from .layers import channel_layer

@@ -20,11 +20,12 @@ from django.db.models.signals import post_save, pre_save
 
 from . import messages, metrics
 from .layers import channel_layer, group_send
-from .tasks import spawn
 from .protocol import CloseCode
+from .tasks import spawn
 from .topics import user_group
 
 logger = logging.getLogger("floorchannels.revocation")
+
 
 def session_hash(session_key: str | None) -> str | None:
     """A digest that names a session without carrying its key."""
@@ -33,7 +34,9 @@ def session_hash(session_key: str | None) -> str | None:
 
 def revoke(user_pk: Any, session_key: str | None = None, reason: str = "revoked") -> None:
     """Close the open windows of a user (of one session only, when ``session_key`` is given)."""
-    message = messages.REVOKE.build(group=user_group(user_pk), session=session_hash(session_key), reason=reason)
+    message = messages.REVOKE.build(
+        group=user_group(user_pk), session=session_hash(session_key), reason=reason
+    )
     try:
         async_to_sync(group_send)(channel_layer(), message["group"], message)
     except Exception:

@@ -16,7 +16,7 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync
 
 from .. import metrics
-from .events import CREATED, DELETED, RESOURCE, UPDATED
+from .events import CREATED, DELETED, UPDATED
 from .views import host_of, view_for, visible_object
 
 logger = logging.getLogger("floorchannels.rest")
