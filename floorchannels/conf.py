@@ -85,6 +85,17 @@ DEFAULTS: dict[str, Any] = {
     "PRESENCE_HEARTBEAT": 10.0,
     # Joins and leaves within this many seconds go out as one diff per topic and process.
     "PRESENCE_DIFF_DELAY": 0.1,
+    # Redis connections floorchannels' own clients (history, presence) may hold per event
+    # loop and Redis URL. A command finding them all busy waits up to REDIS_POOL_TIMEOUT
+    # seconds for one, then fails like any Redis error (counted: redis_pool_timeouts).
+    # The channel layer's own connections are not counted here (docs/operations.md).
+    "REDIS_MAX_CONNECTIONS": 16,
+    "REDIS_POOL_TIMEOUT": 10.0,
+    # Threads that run synchronous signal handlers called from browsers, apart from the
+    # threads the rest of the server needs (e.g. checking the user of a connecting window):
+    # handlers that hang can fill these, never those. When all are busy, further calls
+    # wait (and time out after CALL_TIMEOUT), with a WARNING and sync_handlers_saturated.
+    "SYNC_HANDLER_THREADS": 16,
     # Modules named so in every installed app are imported at start-up.
     "AUTODISCOVER": "signals",
 }

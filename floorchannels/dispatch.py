@@ -14,7 +14,6 @@ import time
 import uuid
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 
 from . import messages, metrics, protocol
@@ -22,6 +21,7 @@ from .conf import fc_settings
 from .history import alias, get_history, with_position
 from .layers import channel_layer, group_send
 from .registry import Handler, registry
+from .syncloop import run_sync
 from .targets import SERVER, groups_for
 from .windows import WindowInfo
 
@@ -207,5 +207,5 @@ def call(
     publication = Publication(name, to, window, kwargs, countdown, eta, expires)
     for handler in publication.inline:
         handler.run(publication.window, publication.kwargs)
-    async_to_sync(_send)(publication)
+    run_sync(_send, publication)
     return publication.id

@@ -1,33 +1,102 @@
 """The Redis connections floorchannels opens itself (history, presence), beside the layer's.
 
 redis-py's asyncio clients belong to one event loop, so there is one client per loop, URL
-and decoding mode.
+and decoding mode. Each sits on a bounded pool: redis-py's default pool opens a new
+connection whenever every open one is busy and keeps it for good, so a reconnect storm
+of 1,000 windows (each reading its history positions and joining its presence topics at
+once) left a process holding about a thousand Redis connections. With
+``REDIS_MAX_CONNECTIONS`` a command waits for a free connection instead, up to
+``REDIS_POOL_TIMEOUT`` seconds, and then fails like any Redis error (counted as
+``redis_pool_timeouts``).
+
+A loop that is closed (``asyncio.run`` and ``async_to_sync`` close theirs) closes its
+clients first: otherwise their sockets outlived it, one per closed loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import weakref
 from typing import Any
 
 from django.conf import settings
+
+from . import metrics
+from .conf import fc_settings
+
+logger = logging.getLogger("floorchannels.redis")
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, bool], Any]] = (
     weakref.WeakKeyDictionary()
 )
 
 
+@functools.cache
+def _pool_class() -> type:
+    from redis.asyncio import BlockingConnectionPool
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class BoundedPool(BlockingConnectionPool):
+        """Counts the commands that gave up waiting for a connection."""
+
+        async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().get_connection(*args, **kwargs)
+            except RedisConnectionError as exc:
+                if isinstance(exc.__cause__, asyncio.TimeoutError):
+                    metrics.increment("redis_pool_timeouts")
+                raise
+
+    return BoundedPool
+
+
 def redis_client(url: str, decode_responses: bool = False) -> Any:
     """The running loop's client for ``url``."""
     import redis.asyncio as redis
 
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.get(loop)
+    if per_loop is None:
+        per_loop = _clients[loop] = {}
+        _close_with(loop)
     client = per_loop.get((url, decode_responses))
     if client is None:
-        client = per_loop[(url, decode_responses)] = redis.Redis.from_url(
-            url, decode_responses=decode_responses
+        pool = _pool_class().from_url(
+            url,
+            decode_responses=decode_responses,
+            max_connections=max(1, int(fc_settings.REDIS_MAX_CONNECTIONS)),
+            timeout=fc_settings.REDIS_POOL_TIMEOUT,
         )
+        client = per_loop[(url, decode_responses)] = redis.Redis.from_pool(pool)
     return client
+
+
+def _close_with(loop: asyncio.AbstractEventLoop) -> None:
+    """Close ``loop``'s clients when the loop is closed (as channels_redis does for its own)."""
+    original = loop.close
+
+    def close() -> None:
+        clients = _clients.pop(loop, None)
+        if clients and not loop.is_running() and not loop.is_closed():
+            try:
+                loop.run_until_complete(_close_all(list(clients.values())))
+            except Exception:
+                logger.warning("Could not close the Redis clients of a closing event loop.", exc_info=True)
+        original()
+
+    try:
+        loop.close = close  # type: ignore[method-assign]
+    except AttributeError:
+        # A loop type without instance attributes (uvloop): server loops live as long as
+        # the process, so there is nothing to release early.
+        pass
+
+
+async def _close_all(clients: list[Any]) -> None:
+    for client in clients:
+        await client.aclose(close_connection_pool=True)
 
 
 def layer_redis_url(layer_alias: str) -> str | None:

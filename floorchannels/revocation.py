@@ -12,7 +12,6 @@ import hashlib
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
@@ -21,6 +20,7 @@ from django.db.models.signals import post_save, pre_save
 from . import messages, metrics
 from .layers import channel_layer, group_send
 from .protocol import CloseCode
+from .syncloop import run_sync
 from .tasks import spawn
 from .topics import user_group
 
@@ -38,7 +38,7 @@ def revoke(user_pk: Any, session_key: str | None = None, reason: str = "revoked"
         group=user_group(user_pk), session=session_hash(session_key), reason=reason
     )
     try:
-        async_to_sync(group_send)(channel_layer(), message["group"], message)
+        run_sync(group_send, channel_layer(), message["group"], message)
     except Exception:
         # The keys are invalid anyway (session gone or hash changed): sockets are refused
         # at their next reconnect. Failing the logout or the save would be worse.

@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.db import router, transaction
 
 from .. import messages
 from ..layers import channel_layer, group_send
+from ..syncloop import run_sync
 from .resources import object_group, partition_group, register, resource_name
 
 logger = logging.getLogger("floorchannels.rest")
@@ -80,7 +80,7 @@ class _Flush:
             outgoing.extend(dict(message, group=group) for group in change.groups)
         if outgoing:
             try:
-                async_to_sync(_send)(outgoing)
+                run_sync(_send, outgoing)
             except Exception:
                 # The data is committed; failing the request now would lie to the client.
                 logger.exception("Could not publish %d resource event(s).", len(outgoing))
