@@ -12,13 +12,14 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from types import MappingProxyType
 from typing import Any
 
 from channels.db import DatabaseSyncToAsync
 from channels.sessions import InstanceSessionWrapper
 
-from . import metrics, permissions, presence, protocol, shutdown
+from . import metrics, permissions, presence, protocol, sending, shutdown
 from .arguments import InvalidArguments
 from .conf import fc_settings
 from .dispatch import enqueue
@@ -29,13 +30,14 @@ from .origins import origin_allowed
 from .protocol import CloseCode, ProtocolError
 from .registry import registry
 from .revocation import session_hash
+from .tasks import spawn
 from .windows import WindowInfo, WindowKeyError, check_user, load_key, session_of, sign
 
 logger = logging.getLogger("floorchannels.consumer")
 
 _MAX_ID_LENGTH = 128
-#: Presence leaves still being announced for closed windows (held so they finish).
-_leaving: set[asyncio.Future[Any]] = set()
+#: Requests that may wait for their turn, per request allowed to run at once.
+_WAITING_PER_RUNNING = 4
 #: How long after a replay live copies of replayed messages are watched for.
 _REPLAY_DEDUP_SECONDS = 10.0
 #: Frames answered by a reply carrying their id.
@@ -58,7 +60,8 @@ class SignalConsumer:
 
     __slots__ = (
         "scope", "_send", "_frame_send", "_closed", "hub", "window", "window_id", "_groups",
-        "session_hash", "subscriptions", "_held", "_replayed", "_tasks", "_calls",
+        "session_hash", "subscriptions", "_held", "_held_bytes", "_replayed", "_tasks", "_calls",
+        "_requests", "_outbox", "_outbox_bytes", "_flow", "joined_at",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -67,20 +70,29 @@ class SignalConsumer:
         self.hub: Hub | None = None
         self.window: WindowInfo | None = None
         self.window_id = ""
+        self.joined_at = 0
         self._groups: tuple[str, ...] = ()
         #: Digest of the session key of a signed-in window, so a logout closes its windows.
         self.session_hash: str | None = None
         #: Live resource subscriptions by id; a window that never subscribes shares this
         #: empty, read-only mapping instead of holding a dict of its own.
         self.subscriptions: Any = _NO_SUBSCRIPTIONS
-        #: Frames held back while the window is replayed what it missed (None: not replaying).
+        #: Live frames held back until the welcome and any replay are written (None: not held).
         self._held: list[str] | None = None
+        self._held_bytes = 0
         #: Ids just replayed, and until when a live copy of them is dropped.
         self._replayed: tuple[set[str], float] | None = None
         #: Running requests and sends of this window, created on first use (most windows of
         #: a large fan-out never call anything: they should not pay for a set and a semaphore).
         self._tasks: set[asyncio.Future[Any]] | None = None
         self._calls: asyncio.Semaphore | None = None
+        #: Requests running or waiting for their turn.
+        self._requests = 0
+        #: Frames waiting to be written while the client is not reading (None: none waits).
+        self._outbox: deque[str] | None = None
+        self._outbox_bytes = 0
+        #: The server's flow control where its send never waits (see floorchannels.servers).
+        self._flow: Any = None
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
@@ -123,19 +135,48 @@ class SignalConsumer:
     # Hello -------------------------------------------------------------------------------
 
     async def _hello(self, receive: Any) -> bool:
+        """hello -> key check -> groups -> welcome (-> replay): False when refused."""
+        frame = await self._read_hello(receive)
+        if frame is None:
+            return False
+        window = await self._authenticate(frame)
+        if window is None:
+            return False
+        history = get_history()
+        resume = frame.get("resume") if history is not None else None
+        # From the moment the window is in its groups, live messages can arrive: they wait
+        # until the welcome (and the replay, if any) is written, so welcome is always first.
+        self._held = []
+        if not await self._join():
+            return False
+        welcome = await self._welcome(window, history)
+        self.push(protocol.encode(welcome))
+        if resume:
+            await self._replay(history, resume, welcome.get("e"), welcome.get("seqs") or {})
+        else:
+            self._release_held()
+        if window.presence:
+            try:
+                await presence.join(self)
+            except Exception:
+                logger.exception("Presence join failed (window %s).", self.window_id)
+        return True
+
+    async def _read_hello(self, receive: Any) -> dict[str, Any] | None:
+        """The hello frame, or None after closing the socket with the reason's code."""
         try:
             async with asyncio.timeout(fc_settings.HELLO_TIMEOUT):
                 message = await receive()
         except TimeoutError:
             metrics.increment("refused_hello_timeout")
             await self.close(CloseCode.HELLO_TIMEOUT)
-            return False
+            return None
         if message["type"] != "websocket.receive":
-            return False
+            return None
         if len(message.get("text") or "") > fc_settings.MAX_FRAME_SIZE:
             metrics.increment("refused_too_large")
             await self.close(CloseCode.TOO_LARGE)
-            return False
+            return None
         try:
             frame = protocol.decode(message.get("text") or "")
             if frame["type"] != "hello" or frame.get("protocol", protocol.VERSION) != protocol.VERSION:
@@ -143,7 +184,11 @@ class SignalConsumer:
         except ProtocolError:
             metrics.increment("refused_bad_hello")
             await self.close(CloseCode.BAD_HELLO)
-            return False
+            return None
+        return frame
+
+    async def _authenticate(self, frame: dict[str, Any]) -> WindowInfo | None:
+        """The window the hello's key describes, its user checked against the socket."""
         try:
             window = load_key(frame.get("window_key"))
             if window.user_pk is not None:
@@ -157,29 +202,33 @@ class SignalConsumer:
             # Never log the key itself: it is a bearer credential until it expires.
             logger.info("Refused a window (client %s): %s", _client(self.scope), refusal)
             await self.close(refusal.close_code)
-            return False
+            return None
         self.window = window
         self.window_id = window.window_id or ""
         if window.user_pk is not None:
             self.session_hash = session_hash(getattr(session_of(self.scope), "session_key", None))
         self._groups = tuple(window.groups)  # a tuple of strings is not tracked by the GC
-        history = get_history()
-        resume = frame.get("resume") if history is not None else None
-        if resume:
-            self._held = []  # live messages that arrive during the replay wait for it
+        return window
+
+    async def _join(self) -> bool:
+        """Join the window's groups through the process's hub; False (closed 4500) when the
+        channel layer cannot be reached: the window could not receive anything."""
         try:
             self.hub = await get_hub()
             shutdown.install(self.hub)
             await self.hub.join(self, self._groups)
         except Exception:
-            # The channel layer is unreachable (Redis down): this window cannot receive, so
-            # say so; the client retries on its backoff schedule.
+            # The client retries on its backoff schedule; the hub probes the layer meanwhile.
             metrics.increment("refused_unavailable")
             logger.warning(
                 "Could not join the groups of window %s; closing with 4500.", self.window_id, exc_info=True
             )
+            self._held = None
             await self.close(CloseCode.UNAVAILABLE)
             return False
+        return True
+
+    async def _welcome(self, window: WindowInfo, history: Any) -> dict[str, Any]:
         welcome = {
             "type": "welcome",
             "window_id": window.window_id,
@@ -196,15 +245,7 @@ class SignalConsumer:
                 welcome["seqs"] = {alias(group): f"{seq}-0" for group, seq in positions.items()}
             except Exception:
                 logger.exception("Could not read the history positions (window %s).", self.window_id)
-        await self._write(protocol.encode(welcome))
-        if resume:
-            await self._replay(history, resume, welcome.get("e"), welcome.get("seqs") or {})
-        if window.presence:
-            try:
-                await presence.join(self)
-            except Exception:
-                logger.exception("Presence join failed (window %s).", self.window_id)
-        return True
+        return welcome
 
     async def _replay(self, history: Any, resume: Any, epoch_now: Any, positions: dict[str, str]) -> None:
         """Send what this window missed in each of its groups, then what arrived meanwhile."""
@@ -226,33 +267,37 @@ class SignalConsumer:
                     resync = {"type": "resync", "reason": entries, "g": group_alias}
                     if group_alias in positions:  # where to resume from next time
                         resync.update(seq=positions[group_alias], e=epoch_now)
-                    await self._write(protocol.encode(resync))
+                    self.push(protocol.encode(resync))
                     continue
                 for entry in entries:
                     replayed.add(entry.message_id)
-                    await self._write(with_position(entry.frame, group_alias, entry.seq, epoch))
+                    self.push(with_position(entry.frame, group_alias, entry.seq, epoch))
                 metrics.increment("replayed", len(entries))
         except ProtocolError as exc:
-            await self._write(protocol.encode(protocol.error(exc.code, exc.message)))
+            self.push(protocol.encode(protocol.error(exc.code, exc.message)))
         except Exception:
             logger.exception(
                 "Replay failed (window %s).", self.window_id, extra={"window_id": self.window_id}
             )
-            await self._write(protocol.encode({"type": "resync", "reason": "history"}))
+            self.push(protocol.encode({"type": "resync", "reason": "history"}))
         finally:
-            held, self._held = self._held, None
             if replayed:
                 self._replayed = (replayed, time.monotonic() + _REPLAY_DEDUP_SECONDS)
-            for text in held or ():
-                await self.send_frame(text)
+            self._release_held()
+
+    def _release_held(self) -> None:
+        """Write the live frames held back during the hello, in the order they came."""
+        held, self._held = self._held, None
+        self._held_bytes = 0
+        for text in held or ():
+            self.send_frame(text)
 
     def _leave(self) -> None:
         for task in list(self._tasks or ()):
             task.cancel()
+        self._outbox = None
         if self.window is not None and self.window.presence:
-            task = asyncio.ensure_future(presence.leave(self))
-            _leaving.add(task)
-            task.add_done_callback(_leaving.discard)
+            spawn(presence.leave(self), "presence leave")
         if self.hub is not None:
             self.hub.leave(self, self._groups)
             for subscription in self.subscriptions.values():
@@ -279,15 +324,15 @@ class SignalConsumer:
                 )
                 await self.close(CloseCode.RATE_LIMITED)
                 return False
-            await self._refuse_flood(text)
+            self._refuse_flood(text)
             return True
         if text is None:
-            await self.send_json(protocol.error(protocol.INVALID_FRAME, "Binary frames are not supported."))
+            self.send_json(protocol.error(protocol.INVALID_FRAME, "Binary frames are not supported."))
             return True
-        await self.receive_frame(text)
+        self.receive_frame(text)
         return True
 
-    async def _refuse_flood(self, text: str | None) -> None:
+    def _refuse_flood(self, text: str | None) -> None:
         """Answer a frame over the rate limit: a reply if it was a request, else an error."""
         message = "Too many frames; slow down."
         try:
@@ -295,46 +340,69 @@ class SignalConsumer:
         except ProtocolError:
             frame = {}
         if frame.get("type") in _REQUESTS and _valid_id(frame.get("id")):
-            await self.send_json(protocol.reply_error(frame["id"], protocol.RATE_LIMITED, message))
+            self.send_json(protocol.reply_error(frame["id"], protocol.RATE_LIMITED, message))
         else:
-            await self.send_json(protocol.error(protocol.RATE_LIMITED, message))
+            self.send_json(protocol.error(protocol.RATE_LIMITED, message))
 
-    async def receive_frame(self, text: str) -> None:
+    def receive_frame(self, text: str) -> None:
         try:
             frame = protocol.decode(text)
         except ProtocolError as exc:
-            await self.send_json(protocol.error(exc.code, exc.message))
+            self.send_json(protocol.error(exc.code, exc.message))
             return
         kind = frame["type"]
         if kind in _REQUESTS:
-            await self._start_request(frame)
+            self._start_request(frame)
         elif kind == "ping":
             pong = {"type": "pong"}
-            if "id" in frame:
+            if _valid_id(frame.get("id")):
                 pong["id"] = frame["id"]
-            await self.send_json(pong)
+            self.send_json(pong)
         elif kind == "hello":
-            await self.send_json(protocol.error(protocol.INVALID_FRAME, "This window already said hello."))
+            self.send_json(protocol.error(protocol.INVALID_FRAME, "This window already said hello."))
         else:
-            await self.send_json(protocol.error(protocol.INVALID_FRAME, f"Unknown frame type {kind[:64]!r}."))
+            self.send_json(protocol.error(protocol.INVALID_FRAME, f"Unknown frame type {kind[:64]!r}."))
 
-    async def _start_request(self, frame: dict[str, Any]) -> None:
+    # Requests ----------------------------------------------------------------------------
+
+    def _start_request(self, frame: dict[str, Any]) -> None:
         """Frames that get a reply run as tasks, so a slow one does not hold up pings."""
         if not _valid_id(frame.get("id")):
-            await self.send_json(
+            self.send_json(
                 protocol.error(
                     protocol.INVALID_FRAME, f"A {frame['type']} needs an 'id' (string or integer)."
                 )
             )
             return
-        task = asyncio.ensure_future(self._answer(frame))
-        self._keep(task)
+        if self._requests >= fc_settings.MAX_CONCURRENT_CALLS * _WAITING_PER_RUNNING:
+            # Running and waiting requests are bounded: each holds a task and its frame.
+            metrics.increment("requests_refused")
+            self.send_json(
+                protocol.reply_error(frame["id"], protocol.RATE_LIMITED, "Too many requests in flight.")
+            )
+            return
+        self._requests += 1
+        spawn(self._answer(frame), "answer a request", self._task_set())
 
     async def _answer(self, frame: dict[str, Any]) -> None:
         if self._calls is None:
             self._calls = asyncio.Semaphore(fc_settings.MAX_CONCURRENT_CALLS)
-        async with self._calls:
-            reply = await self.answer(frame)
+        try:
+            # The time a request waits for its turn counts against CALL_TIMEOUT too: the
+            # browser's own timeout does not know about our queue.
+            async with asyncio.timeout(fc_settings.CALL_TIMEOUT), self._calls:
+                reply = await self.answer(frame)
+        except TimeoutError:
+            logger.error(
+                "A %s timed out (window %s, signal %s).",
+                frame["type"],
+                self.window_id,
+                str(frame.get("signal"))[:200],
+                extra={"window_id": self.window_id},
+            )
+            reply = protocol.reply_error(frame["id"], protocol.TIMEOUT, "The request took too long.")
+        finally:
+            self._requests -= 1
         metrics.increment(f"{frame['type']}_{'ok' if reply['ok'] else reply['error']['code']}")
         try:
             text = protocol.encode(reply)
@@ -345,8 +413,7 @@ class SignalConsumer:
             text = protocol.encode(
                 protocol.reply_error(frame["id"], protocol.SERVER_ERROR, "The result could not be sent.")
             )
-        if not self._closed:
-            await self.send_frame(text)
+        self.send_frame(text)
 
     async def answer(self, frame: dict[str, Any]) -> dict[str, Any]:
         """The reply to a call, subscribe or unsubscribe frame."""
@@ -379,9 +446,25 @@ class SignalConsumer:
             return protocol.reply_error(
                 call_id, protocol.UNKNOWN_SIGNAL, f"No signal is named {name[:200]!r}."
             )
-        window = self.window
+        allowed = await self._allowed(call_id, name, handlers, kwargs)
+        if isinstance(allowed, dict):
+            return allowed  # the refusal
         try:
-            allowed = [h for h in handlers if await permissions.check(h.is_allowed_to, window, kwargs)]
+            results, queued = await self._run_handlers(call_id, name, allowed, kwargs)
+        except Exception:
+            logger.exception(
+                "Signal %s failed (window %s).", name, self.window_id, extra={"window_id": self.window_id}
+            )
+            return protocol.reply_error(call_id, protocol.SERVER_ERROR, "The signal failed on the server.")
+        result = results[0] if len(handlers) == 1 else results
+        return protocol.reply_ok(call_id, result, queued=queued)
+
+    async def _allowed(
+        self, call_id: Any, name: str, handlers: list[Any], kwargs: dict[str, Any]
+    ) -> list[Any] | dict[str, Any]:
+        """The handlers this window may call with these arguments, or the refusal to send."""
+        try:
+            allowed = [h for h in handlers if await permissions.check(h.is_allowed_to, self.window, kwargs)]
             if not allowed:
                 return protocol.reply_error(
                     call_id, protocol.FORBIDDEN, "This window may not call this signal."
@@ -398,28 +481,21 @@ class SignalConsumer:
                 extra={"window_id": self.window_id},
             )
             return protocol.reply_error(call_id, protocol.SERVER_ERROR, "The signal failed on the server.")
+        return allowed
+
+    async def _run_handlers(
+        self, call_id: Any, name: str, handlers: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], bool]:
+        """Run or queue each handler; (results, whether any was queued)."""
         results, queued = [], False
-        try:
-            for handler in allowed:
-                if handler.queue:
-                    await enqueue(handler.queue, name, window, kwargs, f"{self.window_id}:{call_id}")
-                    results.append(None)
-                    queued = True
-                else:
-                    async with asyncio.timeout(fc_settings.CALL_TIMEOUT):
-                        results.append(await handler.arun(window, kwargs))
-        except TimeoutError:
-            logger.error(
-                "Signal %s timed out (window %s).", name, self.window_id, extra={"window_id": self.window_id}
-            )
-            return protocol.reply_error(call_id, protocol.TIMEOUT, "The signal took too long.")
-        except Exception:
-            logger.exception(
-                "Signal %s failed (window %s).", name, self.window_id, extra={"window_id": self.window_id}
-            )
-            return protocol.reply_error(call_id, protocol.SERVER_ERROR, "The signal failed on the server.")
-        result = results[0] if len(handlers) == 1 else results
-        return protocol.reply_ok(call_id, result, queued=queued)
+        for handler in handlers:
+            if handler.queue:
+                await enqueue(handler.queue, name, self.window, kwargs, f"{self.window_id}:{call_id}")
+                results.append(None)
+                queued = True
+            else:
+                results.append(await handler.arun(self.window, kwargs))
+        return results, queued
 
     # Key refresh -------------------------------------------------------------------------
 
@@ -435,27 +511,24 @@ class SignalConsumer:
             or now < window.issued_at + max_age * fc_settings.WINDOW_KEY_REFRESH_AFTER
         ):
             return
-        key = sign(window)
         expires = window.issued_at + max_age
-        self._keep(
-            asyncio.ensure_future(
-                self.send_json({"type": "refresh", "window_key": key, "key_expires": expires})
-            )
-        )
+        self.send_json({"type": "refresh", "window_key": sign(window), "key_expires": expires})
 
-    def _keep(self, task: asyncio.Future[Any]) -> None:
-        """Hold a task of this window until it ends; cancelled when the window closes."""
+    def _task_set(self) -> set[asyncio.Future[Any]]:
+        """This window's running tasks (cancelled when it closes), created on first use."""
         if self._tasks is None:
             self._tasks = set()
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        return self._tasks
 
     # Sending -----------------------------------------------------------------------------
 
-    async def send_frame(self, text: str) -> None:
-        """Write a frame, or hold it while the window is being replayed its missed messages."""
+    def send_frame(self, text: str) -> None:
+        """Write a frame, or hold it while the window is welcomed and replayed."""
         if self._held is not None:
             self._held.append(text)
+            self._held_bytes += _size(text)
+            if self._held_bytes > fc_settings.MAX_BUFFERED_BYTES:
+                self._overflow("while its hello was answered")
             return
         if self._replayed is not None:
             # A message already in the history when the replay read it may still be on its
@@ -465,9 +538,84 @@ class SignalConsumer:
                 self._replayed = None
             elif _message_id(text) in ids:
                 return
-        await self._write(text)
+        self.push(text)
 
-    async def _write(self, text: str) -> None:
+    def send_json(self, frame: dict[str, Any]) -> None:
+        self.send_frame(protocol.encode(frame))
+
+    def push(self, text: str) -> None:
+        """Write a frame now, without ever waiting for the client to read it.
+
+        Normally the server takes the frame at once. When its send has to wait (the
+        client is not reading), the frame and those after it wait in this window's
+        outbox, written by a task of the window's own, so the caller (the hub's fan-out)
+        moves on; past ``MAX_BUFFERED_BYTES`` the window is closed (see _overflow).
+        """
+        if self._closed:
+            return
+        outbox = self._outbox
+        if outbox is not None:
+            outbox.append(text)
+            self._outbox_bytes += _size(text)
+            if self._outbox_bytes > fc_settings.MAX_BUFFERED_BYTES:
+                self._overflow("it is not reading")
+            return
+        try:
+            rest = sending.start(self._frame_sender()({"type": "websocket.send", "text": text}))
+        except Exception:
+            metrics.increment("send_errors")
+            logger.debug("Could not write to window %s.", self.window_id, exc_info=True)
+            return
+        flow = self._flow
+        if rest is not None or (flow is not None and flow.paused):
+            self._outbox = deque()
+            self._outbox_bytes = 0
+            spawn(self._drain(rest), "write to a window", self._task_set())
+
+    async def _drain(self, rest: sending.Rest | None) -> None:
+        """Finish a send that had to wait, then write the outbox, oldest first."""
+        send, flow = self._frame_sender(), self._flow
+        try:
+            if rest is not None:
+                await rest
+            while True:
+                if flow is not None and flow.paused:
+                    await flow.resumed()
+                outbox = self._outbox
+                if not outbox:
+                    break
+                text = outbox.popleft()
+                self._outbox_bytes -= _size(text)
+                await send({"type": "websocket.send", "text": text})
+        except Exception:
+            metrics.increment("send_errors")
+            logger.debug("Could not write to window %s.", self.window_id, exc_info=True)
+        finally:
+            if rest is not None:
+                rest.close()
+            self._outbox = None
+            self._outbox_bytes = 0
+
+    def _overflow(self, why: str) -> None:
+        """Too much is waiting for this window: close it rather than hold more.
+
+        The client reconnects and resumes from history, so nothing is lost silently.
+        """
+        metrics.increment("slow_clients_closed")
+        logger.warning(
+            "Closed window %s with 4507: over %d bytes were waiting to be written (%s).",
+            self.window_id,
+            fc_settings.MAX_BUFFERED_BYTES,
+            why,
+            extra={"window_id": self.window_id},
+        )
+        self._closed = True
+        self._held = None
+        if self._outbox is not None:
+            self._outbox.clear()
+        spawn(self.close(CloseCode.SLOW_CLIENT), "close a slow window")
+
+    def _frame_sender(self) -> Any:
         send = self._frame_send
         if send is None:
             # Channels' session middleware wraps send() only to save the session on an HTTP
@@ -478,16 +626,18 @@ class SignalConsumer:
             while isinstance(getattr(send, "__self__", None), InstanceSessionWrapper):
                 send = send.__self__.real_send
             self._frame_send = send
-        await send({"type": "websocket.send", "text": text})
-
-    async def send_json(self, frame: dict[str, Any]) -> None:
-        await self.send_frame(protocol.encode(frame))
+        return send
 
     async def close(self, code: int = CloseCode.NORMAL) -> None:
         try:
             await self._send({"type": "websocket.close", "code": code})
         except Exception:  # already gone: nothing left to close
             logger.debug("Window %s was already closed.", self.window_id, exc_info=True)
+
+
+def _size(text: str) -> int:
+    """Bytes ``text`` takes on the wire (UTF-8), computed cheaply for ASCII."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _message_id(text: str) -> Any:

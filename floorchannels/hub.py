@@ -11,6 +11,12 @@ Memberships are reference-counted locally: the first local socket in a group add
 channel to it, and a periodic sweep removes groups left empty (a reconnecting tab finds its
 group still there). The same sweep re-adds every membership before the layer's
 ``group_expiry`` would silently drop it.
+
+The hub must outlive every fault: each layer message is checked against
+:mod:`floorchannels.messages` before use, an error in handling one message is logged and the
+reader goes on, its background loops run supervised (:mod:`floorchannels.tasks`), a failed
+layer call rolls its bookkeeping back and starts the outage path (probe, then ``resync``), and
+a hub whose start failed is replaced by the next connect.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer
 
-from . import messages, metrics, protocol
+from . import layers, messages, metrics, protocol
 from .conf import fc_settings
 from .dispatch import queue_channel
 from .layers import channel_layer
 from .registry import registry
+from .tasks import spawn, supervise
 from .topics import BROADCAST_GROUP, layer_group
 from .worker import run_queued
 
@@ -39,6 +46,8 @@ logger = logging.getLogger("floorchannels.hub")
 
 #: How many multi-group message ids each hub remembers for de-duplication.
 RECENT_IDS = 4096
+#: Most group names remembered across those ids (a message may name many topics).
+RECENT_GROUPS = 65536
 
 #: Frames written between two yields to the event loop. A layer with messages queued hands
 #: them over without suspending, and servers only put written frames on the wire when the
@@ -72,8 +81,11 @@ class Socket(Protocol):
     """What the hub needs from a connected window."""
 
     window_id: str
+    #: The hub's join count when the socket last joined a group (see Hub._targets).
+    joined_at: int
 
-    async def send_frame(self, text: str) -> None: ...
+    def send_frame(self, text: str) -> None:
+        """Write or queue a frame; never waits for the client."""
 
     def refresh_key(self, now: float) -> None: ...
 
@@ -88,7 +100,12 @@ class Hub:
         #: group travels on a shared layer group: see topics.layer_group).
         self.carriers: dict[str, set[str]] = {}
         self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._recent: OrderedDict[str, set[int]] = OrderedDict()
+        #: Multi-group message id -> (groups already delivered here, join count then).
+        self._recent: OrderedDict[str, tuple[list[str], int]] = OrderedDict()
+        self._recent_groups = 0
+        #: Counts joins: a socket that joined after a message's first copy was delivered
+        #: has not received it, whatever groups it is in now.
+        self._joins = 0
         self._tasks: set[asyncio.Future[Any]] = set()
         self._unflushed = 0
         #: A layer receive started ahead of need (see _receive_ready).
@@ -96,6 +113,7 @@ class Hub:
         self._receives_locally = _receives_locally(layer)
         self._recovering = False
         self._failed_at = 0.0
+        self._logged_errors: set[str] = set()
         self._probes: dict[str, asyncio.Future[bool]] = {}
         #: A group only this hub is in, for probing the layer end to end.
         self.probe_group = f"fc.h.{uuid.uuid4().hex}"
@@ -104,41 +122,73 @@ class Hub:
     async def _start(self) -> None:
         self.channel_name = await self.layer.new_channel(prefix="floorchannels-hub")
         await self.layer.group_add(self.probe_group, self.channel_name)
-        self._spawn(self._read())
-        self._spawn(self._maintain())
-        self._spawn(self._refresh_keys())
+        layers.on_failure(self.layer_failed)
+        supervise(self._read, "hub reader", self._tasks)
+        supervise(self._maintain, "hub group maintenance", self._tasks)
+        supervise(self._refresh_keys, "hub key refresh", self._tasks)
         if _queues_in_process(self.layer):
             for queue in sorted(registry.queues()):
-                self._spawn(self._serve_queue(queue))
+                supervise(lambda queue=queue: self._serve_queue(queue), f"queue {queue}", self._tasks)
 
-    def _spawn(self, coroutine: Any) -> None:
-        # The hub holds its tasks so they are not garbage-collected mid-flight.
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        # The hub holds its tasks: not garbage-collected mid-flight, cancelled with the hub.
+        spawn(coroutine, name, self._tasks)
+
+    def stop(self) -> None:
+        """Cancel the hub's background work (a hub that failed to start, or tests)."""
+        for task in list(self._tasks):
+            task.cancel()
 
     # Membership -------------------------------------------------------------------------
 
     async def join(self, socket: Socket, groups: Iterable[str]) -> None:
-        """Put ``socket`` in ``groups``; returns once the layer delivers them to this process."""
+        """Put ``socket`` in ``groups``; returns once the layer delivers them to this process.
+
+        If the layer refuses a membership, the socket is taken out of ``groups`` again,
+        carriers whose add failed are forgotten (the next join adds them again, rather
+        than trusting a membership the layer never made), the hub starts probing the
+        layer, and the error is raised.
+        """
+        groups = list(groups)
+        self._joins += 1
+        socket.joined_at = self._joins
+        added: list[str] = []  # carriers this join asked the layer for
         waits = []
         for group in groups:
             members = self.groups.get(group)
+            carrier = layer_group(group)
             if members is None:
                 members = self.groups[group] = set()
-                carrier = layer_group(group)
                 carried = self.carriers.get(carrier)
                 if carried is None:
                     carried = self.carriers[carrier] = set()
+                    added.append(carrier)
                     waits.append(self._change(carrier, self.layer.group_add))
                 elif carrier in self._pending:
                     waits.append(asyncio.shield(self._pending[carrier]))
                 carried.add(group)
-            elif (carrier := layer_group(group)) in self._pending:
+            elif carrier in self._pending:
                 waits.append(asyncio.shield(self._pending[carrier]))
             members.add(socket)
-        if waits:
-            await asyncio.gather(*waits)
+        if not waits:
+            return
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            self._roll_back(socket, groups, added)
+            self.layer_failed()
+            raise errors[0]
+
+    def _roll_back(self, socket: Socket, groups: list[str], carriers: list[str]) -> None:
+        """Undo a join the layer refused (see join)."""
+        self.leave(socket, groups)
+        for carrier in carriers:
+            for group in self.carriers.pop(carrier, ()):
+                # Everything on a carrier that was never joined came with joins that fail
+                # too; their sockets close. Forget those groups so none looks joined.
+                members = self.groups.pop(group, None)
+                if members:
+                    logger.debug("Dropped %d socket(s) of %s with its failed join.", len(members), group)
 
     def leave(self, socket: Socket, groups: Iterable[str]) -> None:
         """Take ``socket`` out of ``groups``; the sweep releases groups left empty."""
@@ -177,7 +227,8 @@ class Hub:
                     last_refresh = time.monotonic()
                     await self.refresh()
             except Exception:
-                logger.exception("Group maintenance failed; will retry.")
+                logger.warning("Group maintenance failed; probing the channel layer.", exc_info=True)
+                self.layer_failed()
 
     async def _refresh_keys(self) -> None:
         """Let every window send itself a fresh key when its key is due for one.
@@ -222,20 +273,27 @@ class Hub:
             self._recovering = True
             self._failed_at = time.time()
             metrics.increment("layer_failures")
-            self._spawn(self._recover())
+            logger.warning("The channel layer failed; probing it until it carries messages again.")
+            self._spawn(self._recover(), "hub layer recovery")
 
     async def _recover(self) -> None:
-        delay = 0.1
-        while True:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-            try:
-                await self.refresh()
-                if await self._probe():
-                    break
-            except Exception:
-                continue
-        self._recovering = False
+        delay, attempts = 0.1, 0
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                attempts += 1
+                try:
+                    await self.refresh()
+                    if await self._probe():
+                        break
+                except Exception as exc:
+                    # One line per 30 attempts (a minute at most): a long outage must not
+                    # flood the log, and must not be silent either.
+                    if attempts % 30 == 1:
+                        logger.warning("The channel layer is still unreachable: %s", exc)
+        finally:
+            self._recovering = False
         logger.warning(
             "Channel layer reachable again after %.1f s; telling sockets to resync.",
             time.time() - self._failed_at,
@@ -244,10 +302,7 @@ class Hub:
             {"type": "resync", "reason": "layer_outage", "since": self._failed_at, "at": time.time()}
         )
         for socket in list(self.groups.get(BROADCAST_GROUP, ())):
-            try:
-                await socket.send_frame(frame)
-            except Exception:
-                pass
+            socket.send_frame(frame)
 
     async def _probe(self, timeout: float = 1.0) -> bool:
         """Send a message to this hub through the layer; True when it comes back in time."""
@@ -290,20 +345,45 @@ class Hub:
                 await asyncio.sleep(0.25)
                 continue
             if not self._deliverable_now(message):
-                self._dispatch(message)
+                self._handle(message)
                 continue
             # Messages already waiting are written socket by socket, so a server that
             # flushes per socket (daphne) sends each socket several frames at once.
             batch = [message]
             while len(batch) < BATCH_MAX and (extra := await self._receive_ready()) is not None:
                 if not self._deliverable_now(extra):
-                    await self.deliver_many(batch)
+                    await self._deliver_batch(batch)
                     batch = []
-                    self._dispatch(extra)
+                    self._handle(extra)
                     break
                 batch.append(extra)
             if batch:
-                await self.deliver_many(batch)
+                await self._deliver_batch(batch)
+
+    async def _deliver_batch(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            await self.deliver_many(batch)
+        except Exception:
+            # A fault in one batch must not stop the reader: every later message would be
+            # lost while sockets stay open and answer pings.
+            self._error("delivering a batch of messages")
+
+    def _handle(self, message: Any) -> None:
+        try:
+            self._dispatch(message)
+        except messages.InvalidMessage as invalid:
+            messages.skip(invalid, "the hub channel")
+        except Exception:
+            self._error(f"handling a {str(message.get('type'))[:80]} message")
+
+    def _error(self, what: str) -> None:
+        """Count and log an unexpected error; the traceback once per kind, then counted."""
+        metrics.increment("hub_errors")
+        if what not in self._logged_errors and len(self._logged_errors) < 64:
+            self._logged_errors.add(what)
+            logger.exception("Error while %s; the hub goes on (metric hub_errors).", what)
+        else:
+            logger.debug("Error while %s.", what, exc_info=True)
 
     async def _receive(self) -> dict[str, Any]:
         ahead, self._ahead = self._ahead, None
@@ -330,15 +410,22 @@ class Hub:
             return ahead.result()
         return None
 
-    def _deliverable_now(self, message: dict[str, Any]) -> bool:
-        if message.get("type") != DELIVER:
+    def _deliverable_now(self, message: Any) -> bool:
+        """A well-formed group message due now (anything else goes through _handle)."""
+        if not isinstance(message, dict) or message.get("type") != DELIVER:
             return False
+        try:
+            messages.check(message)
+        except messages.InvalidMessage:
+            return False  # _handle counts and logs it
         eta = message.get("eta")
         return eta is None or eta <= time.time()
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        """Everything but a group message due now: probes, handlers, delayed messages."""
-        kind = message.get("type")
+    def _dispatch(self, message: Any) -> None:
+        """Everything but a group message due now: probes, handlers, delayed messages.
+
+        Raises InvalidMessage for a message this release cannot use."""
+        kind = messages.check(message).name
         if kind == PROBE:
             arrived = self._probes.get(message.get("token"))
             if arrived is not None and not arrived.done():
@@ -350,10 +437,10 @@ class Hub:
             # Must return at once: slow work (e.g. DB checks) is queued by the handler.
             handler(self, message)
         else:
-            logger.warning("Ignored a %r message on the hub channel.", kind)
+            raise messages.InvalidMessage(kind, "no handler in this process")
 
     def _deliver_later(self, message: dict[str, Any]) -> None:
-        self._spawn(self.deliver(message))
+        self._spawn(self.deliver(message), "delayed delivery")
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """Write one group message's frame to each local member, once per socket."""
@@ -373,12 +460,7 @@ class Hub:
         sent = 0
         for socket, texts in frames.items():
             for text in texts:
-                try:
-                    await socket.send_frame(text)
-                except Exception:
-                    metrics.increment("send_errors")
-                    logger.debug("Could not write to window %s.", socket.window_id, exc_info=True)
-                    break
+                socket.send_frame(text)  # never waits: see SignalConsumer.push
             sent += len(texts)
             self._unflushed += len(texts)
             if self._unflushed >= YIELD_EVERY:
@@ -395,15 +477,33 @@ class Hub:
         members = self.groups.get(message.get("group", ""))
         if not members:
             return []
-        targets = list(members)
-        if message.get("multi"):
-            seen = self._recent.get(message["id"])
-            if seen is None:
-                seen = self._recent[message["id"]] = set()
-                if len(self._recent) > RECENT_IDS:
-                    self._recent.popitem(last=False)
-            targets = [s for s in targets if id(s) not in seen]
-            seen.update(id(s) for s in targets)
+        if not message.get("multi"):
+            return list(members)
+        return self._first_copies(message["id"], message["group"], members)
+
+    def _first_copies(self, message_id: str, group: str, members: set[Socket]) -> list[Socket]:
+        """Members that have not had this multi-group message through another group.
+
+        A message sent to several groups arrives once per group. Rather than the sockets
+        it reached (thousands of entries per message), the hub remembers the groups it
+        was delivered to and the join count then: a socket was reached before if it was
+        in one of those groups and has not joined anything since.
+        """
+        record = self._recent.get(message_id)
+        if record is None:
+            self._recent[message_id] = ([group], self._joins)
+            self._recent_groups += 1
+            while len(self._recent) > RECENT_IDS or self._recent_groups > RECENT_GROUPS:
+                _, (old_groups, _) = self._recent.popitem(last=False)
+                self._recent_groups -= len(old_groups)
+            return list(members)
+        delivered, joins_then = record
+        earlier = [self.groups.get(g, ()) for g in delivered]
+        targets = [
+            s for s in members if s.joined_at > joins_then or not any(s in before for before in earlier)
+        ]
+        delivered.append(group)
+        self._recent_groups += 1
         return targets
 
     # Queues run in this process ---------------------------------------------------------
@@ -412,8 +512,13 @@ class Hub:
         channel = queue_channel(queue)
         while True:
             message = await self.layer.receive(channel)
-            if message.get("type") == RUN:
-                self._spawn(run_queued(message))
+            try:
+                if messages.check(message) is not messages.RUN:
+                    raise messages.InvalidMessage(message["type"], "not for a queue")
+            except messages.InvalidMessage as invalid:
+                messages.skip(invalid, f"queue {queue}")
+                continue
+            self._spawn(run_queued(message), f"queued signal {message['signal']}")
 
 
 def _receives_locally(layer: Any) -> bool:
@@ -438,14 +543,32 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakK
 
 
 async def get_hub() -> Hub:
-    """The hub of the running event loop, started on first use."""
+    """The hub of the running event loop, started on first use.
+
+    A start that fails (Redis not up yet) raises to the sockets waiting for it, which
+    close with 4500 and retry; the failed hub is dropped, so the next connect starts a
+    new one and the first start that succeeds serves everyone from then on.
+    """
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
         hub = _hubs[loop] = Hub(channel_layer())
+        hub.started.add_done_callback(lambda started, hub=hub: _forget_failed(loop, hub))
         _tune_gc()
     await asyncio.shield(hub.started)
     return hub
+
+
+def _forget_failed(loop: asyncio.AbstractEventLoop, hub: Hub) -> None:
+    if hub.started.cancelled() or hub.started.exception() is not None:
+        metrics.increment("hub_start_failures")
+        logger.warning(
+            "Could not start the hub (is the channel layer reachable?); the next connect tries again.",
+            exc_info=None if hub.started.cancelled() else hub.started.exception(),
+        )
+        hub.stop()
+        if _hubs.get(loop) is hub:
+            del _hubs[loop]
 
 
 _tuned = False

@@ -111,7 +111,7 @@ async def deliver(hub: Any, state: _HubState, message: dict[str, Any]) -> None:
             continue
         metrics.increment(f"resource_events_{frame['action']}")
         try:
-            await window.send_json(frame)
+            window.send_json(frame)
         except Exception:
             logger.debug("Could not write to window %s.", window.window_id, exc_info=True)
 
