@@ -8,16 +8,24 @@ that the AppConfig imports, so every process (web and worker) knows the same sig
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from channels.db import DatabaseSyncToAsync
 
+from . import metrics
 from .arguments import ArgumentSpec
+from .conf import fc_settings
 from .permissions import as_permission, server_side
 from .windows import WindowInfo
+
+logger = logging.getLogger("floorchannels.registry")
 
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -38,18 +46,97 @@ class Handler:
         return asyncio.iscoroutinefunction(self.func)
 
     async def arun(self, window: WindowInfo, kwargs: dict[str, Any]) -> Any:
-        """Run on the event loop; sync handlers go to a thread with fresh DB connections."""
+        """Run on the event loop; sync handlers go to a thread of their own executor (see
+        :class:`HandlerExecutor`) with fresh DB connections."""
         if self.is_async:
             return await self.func(window, **kwargs)
-        return await DatabaseSyncToAsync(self.func, thread_sensitive=False)(window, **kwargs)
+        return await DatabaseSyncToAsync(self.func, thread_sensitive=False, executor=handler_executor())(
+            window, **kwargs
+        )
 
     def run(self, window: WindowInfo, kwargs: dict[str, Any]) -> Any:
-        """Run from synchronous code (the caller's thread)."""
+        """Run from synchronous code (the caller's thread).
+
+        An async handler goes through ``async_to_sync`` rather than the shared loop of
+        :mod:`floorchannels.syncloop`: its ``database_sync_to_async`` calls then run in
+        this thread, inside the caller's transaction, as they would have if it were sync.
+        """
         if self.is_async:
             from asgiref.sync import async_to_sync
 
             return async_to_sync(self.func)(window, **kwargs)
         return self.func(window, **kwargs)
+
+
+class HandlerExecutor(ThreadPoolExecutor):
+    """The threads of synchronous handlers called from browsers, and only theirs.
+
+    A handler that hangs keeps its thread after the call was answered ``timeout``: a
+    thread cannot be stopped. On the loop's default executor (``min(32, cpus + 4)``
+    threads), a few hung handlers took every thread, and the user checks of connecting
+    windows queued behind them: no signed-in window could connect any more. Here they can
+    only fill this executor; further calls wait for a thread and time out as before, and
+    each time a call finds every thread busy it counts ``sync_handlers_saturated`` (and a
+    WARNING says so, at most once a minute).
+    """
+
+    WARN_EVERY = 60.0
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="floorchannels-handler")
+        self.size = max_workers
+        self._count_lock = threading.Lock()
+        self._outstanding = 0
+        self._warned_at = -self.WARN_EVERY
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._count_lock:
+            self._outstanding += 1
+            saturated = self._outstanding > self.size
+            warn = saturated and time.monotonic() - self._warned_at >= self.WARN_EVERY
+            if warn:
+                self._warned_at = time.monotonic()
+        if saturated:
+            metrics.increment("sync_handlers_saturated")
+        if warn:
+            logger.warning(
+                "All %d threads for synchronous signal handlers are busy (hung handlers?): calls "
+                "wait for one and may time out. See SYNC_HANDLER_THREADS.",
+                self.size,
+            )
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[Any] | None) -> None:
+        with self._count_lock:
+            self._outstanding -= 1
+
+    @property
+    def busy(self) -> int:
+        """Calls running or waiting for a thread."""
+        return self._outstanding
+
+
+_executor: HandlerExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def handler_executor() -> HandlerExecutor:
+    """The process's executor for sync handlers, sized by ``SYNC_HANDLER_THREADS``."""
+    global _executor
+    size = max(1, int(fc_settings.SYNC_HANDLER_THREADS))
+    with _executor_lock:
+        if _executor is None or _executor.size != size:
+            if _executor is not None:
+                # Resized (tests change settings): running handlers finish on the old one.
+                _executor.shutdown(wait=False)
+            _executor = HandlerExecutor(size)
+        return _executor
 
 
 class Registry:
