@@ -58,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BUFFERED_BYTES": 1024 * 1024,
     # Largest client frame, in characters; a larger one closes the socket with 4413.
     "MAX_FRAME_SIZE": 64 * 1024,
+    # Largest signal frame call()/acall() publish, in UTF-8 bytes as written to a socket
+    # (position fields included); a larger one raises UnsendableSignal at publish time.
+    # daphne refuses to send a websocket message over 1 MiB (its
+    # --websocket_max_message_size, 1,048,576 by default): stay below what your server sends.
+    "MAX_MESSAGE_SIZE": 1_000_000,
     # Frames per second a window may send (token bucket: RATE_LIMIT per second, bursts of
     # RATE_LIMIT_BURST). Frames over it are answered `rate_limited`; after
     # RATE_LIMIT_CLOSE_AFTER of those in a row the socket is closed with 4429.
@@ -73,6 +78,10 @@ DEFAULTS: dict[str, Any] = {
     # How many visible pks a list subscription records at subscribe time (so deletions go
     # only to windows that saw the object). Past this, deletions reach the whole partition.
     "MAX_TRACKED_PKS": 10000,
+    # Resource events waiting, per process, for their per-user visibility checks. Past it,
+    # an event is dropped and the windows subscribed to its resource get `resync
+    # overloaded` (WARNING, metric resource_events_dropped).
+    "RESOURCE_QUEUE_SIZE": 10000,
     # Per-group history for replay after reconnects: HISTORY_SIZE messages per group, none
     # older than HISTORY_TTL seconds. Stored in Redis with the Redis layers (the layer's
     # first host, or HISTORY_REDIS_URL), in memory with the in-memory layer.
@@ -80,6 +89,13 @@ DEFAULTS: dict[str, Any] = {
     "HISTORY_SIZE": 1000,
     "HISTORY_TTL": 600,
     "HISTORY_REDIS_URL": None,
+    # Bounds of the in-memory history (the in-memory layer's): counters of at most this
+    # many groups, and frames of at most this many characters across all groups. Past
+    # either, the least recently used group is dropped (WARNING, metric history_evicted);
+    # windows that resume there get `resync history`. Groups idle past HISTORY_TTL lose
+    # their entries anyway.
+    "HISTORY_MAX_GROUPS": 100_000,
+    "HISTORY_MAX_BYTES": 64 * 1024 * 1024,
     # Seconds between renewals of this process's presence entries; an entry not renewed
     # for two intervals (a crashed process) expires and is announced as left.
     "PRESENCE_HEARTBEAT": 10.0,
