@@ -9,6 +9,11 @@ interval and are announced as left by whichever process notices first.
 Joins and leaves are pushed to the topic as the browser signal ``fc.presence.diff``
 ``{topic, joined: [...], left: [...]}``. Browsers ask for the list with the server signal
 ``fc.presence.list {topic}`` (only for topics their window was granted).
+
+What this process keeps is bounded by what is open: the windows present in each topic
+(a topic is forgotten with its last local window), one pending diff per topic (flushed
+early once it lists ``MAX_DIFF_ENTRIES`` entries) and one renewer per event loop (the
+entries of a closed loop are dropped at the next join).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import asyncio
 import json
 import logging
 import time
-import weakref
 from typing import Any
 
 from .conf import fc_settings
@@ -25,9 +29,16 @@ from .dispatch import acall
 from .permissions import Permission
 from .redis_clients import layer_redis_url, redis_client
 from .registry import signal
+from .syncloop import run_sync
+from .tasks import spawn, supervise
 from .topics import CanonicalTopic, serialize_topic, topic_group
 
+logger = logging.getLogger("floorchannels.presence")
+
 DIFF = "fc.presence.diff"
+
+#: Entries (joins plus leaves) one pending diff may list before it is sent at once.
+MAX_DIFF_ENTRIES = 500
 
 
 def _member(window_id: str, user_pk: str | None, name: str) -> str:
@@ -51,13 +62,19 @@ class MemoryPresence:
             entries[member] = until
 
     async def remove(self, topic: str, member: str) -> bool:
-        return self.topics.get(topic, {}).pop(member, None) is not None
+        entries = self.topics.get(topic, {})
+        removed = entries.pop(member, None) is not None
+        if not entries:
+            self.topics.pop(topic, None)  # a topic nobody is in takes no memory
+        return removed
 
     async def expire(self, topic: str, now: float) -> list[str]:
         entries = self.topics.get(topic, {})
         gone = [m for m, until in entries.items() if until < now]
         for member in gone:
             del entries[member]
+        if not entries:
+            self.topics.pop(topic, None)
         return gone
 
     async def members(self, topic: str, now: float) -> list[str]:
@@ -81,7 +98,9 @@ class RedisPresence:
         self.url = url
 
     def _client(self) -> Any:
-        return redis_client(self.url, decode_responses=True)
+        # The same client (and so the same bounded pool) as the history's: members are
+        # decoded here rather than by a second, decoding client.
+        return redis_client(self.url)
 
     @staticmethod
     def _key(topic: str) -> str:
@@ -98,13 +117,17 @@ class RedisPresence:
         return bool(await self._client().zrem(self._key(topic), member))
 
     async def expire(self, topic: str, now: float) -> list[str]:
-        return list(await self._client().eval(_EXPIRE, 1, self._key(topic), now))
+        return _decoded(await self._client().eval(_EXPIRE, 1, self._key(topic), now))
 
     async def members(self, topic: str, now: float) -> list[str]:
-        return list(await self._client().zrangebyscore(self._key(topic), now, "+inf"))
+        return _decoded(await self._client().zrangebyscore(self._key(topic), now, "+inf"))
 
     async def count(self, topic: str, now: float) -> int:
         return int(await self._client().zcount(self._key(topic), now, "+inf"))
+
+
+def _decoded(members: Any) -> list[str]:
+    return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
 
 _store: Any = None
@@ -125,12 +148,14 @@ def reset() -> None:
 
 # Windows of this process ------------------------------------------------------------------
 
-_local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, set[Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-_renewers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Per event loop: the local windows present in each topic (a topic leaves with its last).
+_local: dict[asyncio.AbstractEventLoop, dict[str, set[Any]]] = {}
+#: Per event loop and topic: the joins and leaves of its next diff.
+_pending: dict[asyncio.AbstractEventLoop, dict[str, tuple[list[str], list[str]]]] = {}
+#: Per event loop: the supervised task renewing its entries.
+_renewers: dict[asyncio.AbstractEventLoop, asyncio.Future[Any]] = {}
+#: Diff flushes and renewers in flight (spawn() drops each as it ends).
+_tasks: set[asyncio.Future[Any]] = set()
 
 
 def _member_of(consumer: Any) -> str:
@@ -139,9 +164,21 @@ def _member_of(consumer: Any) -> str:
     return _member(consumer.window_id, consumer.window.user_pk, name)
 
 
+def _forget_closed_loops() -> None:
+    """Drop what closed event loops left (tests and ``async_to_sync`` make many loops)."""
+    for per_loop in (_local, _pending, _renewers):
+        for loop in [loop for loop in per_loop if loop.is_closed()]:
+            del per_loop[loop]
+    for task in [task for task in _tasks if task.get_loop().is_closed()]:
+        _tasks.discard(task)  # never to finish: its loop is gone
+
+
 async def join(consumer: Any) -> None:
     """Announce a newly welcomed window in its presence topics."""
     loop = asyncio.get_running_loop()
+    if loop not in _renewers:
+        _forget_closed_loops()
+        _renewers[loop] = supervise(lambda: _renew(loop), "presence renewer", holder=_tasks)
     topics = _local.setdefault(loop, {})
     member = _member_of(consumer)
     until = time.time() + fc_settings.PRESENCE_HEARTBEAT * 2
@@ -149,24 +186,29 @@ async def join(consumer: Any) -> None:
         topics.setdefault(topic, set()).add(consumer)
         await store().add(topic, [member], until)
         _announce(loop, topic, joined=[member])
-    if loop not in _renewers:
-        _renewers[loop] = asyncio.ensure_future(_renew(loop))
 
 
 async def leave(consumer: Any) -> None:
     """The window closed: take it out and tell the topic."""
     loop = asyncio.get_running_loop()
     topics = _local.get(loop, {})
+    # Out of every local set first: a Redis error below must not keep the window here.
+    for topic in consumer.window.presence:
+        consumers = topics.get(topic)
+        if consumers is not None:
+            consumers.discard(consumer)
+            if not consumers:
+                del topics[topic]
     member = _member_of(consumer)
     for topic in consumer.window.presence:
-        topics.get(topic, set()).discard(consumer)
-        if await store().remove(topic, member):
-            _announce(loop, topic, left=[member])
-
-
-_pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[list[str], list[str]]]] = (
-    weakref.WeakKeyDictionary()
-)
+        try:
+            if await store().remove(topic, member):
+                _announce(loop, topic, left=[member])
+        except Exception:
+            # The entry is no longer renewed: it expires within two heartbeats and is
+            # announced as left by whichever process notices.
+            logger.warning("Could not remove window %s from presence in %s.", consumer.window_id, topic,
+                           exc_info=True)  # fmt: skip
 
 
 def _announce(
@@ -176,24 +218,32 @@ def _announce(
 
     Diffs are batched per process and topic for ``PRESENCE_DIFF_DELAY`` seconds: when a
     thousand windows connect at once (a deploy, a reconnect storm), each window gets a few
-    diffs listing many entries rather than a thousand diffs of one.
+    diffs listing many entries rather than a thousand diffs of one. A batch that reaches
+    ``MAX_DIFF_ENTRIES`` goes out at once, so no batch grows without bound.
     """
     pending = _pending.setdefault(loop, {})
     batch = pending.get(topic)
     if batch is None:
         batch = pending[topic] = ([], [])
-        loop.call_later(
-            fc_settings.PRESENCE_DIFF_DELAY, lambda: _tasks.add(asyncio.ensure_future(_flush(loop, topic)))
-        )
+        loop.call_later(fc_settings.PRESENCE_DIFF_DELAY, _start_flush, loop, topic, batch)
     batch[0].extend(joined)
     batch[1].extend(left)
+    if len(batch[0]) + len(batch[1]) >= MAX_DIFF_ENTRIES:
+        _start_flush(loop, topic, batch)
 
 
-_tasks: set[asyncio.Future[Any]] = set()
+def _start_flush(loop: asyncio.AbstractEventLoop, topic: str, batch: tuple[list[str], list[str]]) -> None:
+    pending = _pending.get(loop, {})
+    if pending.get(topic) is not batch:
+        return  # already sent (it was full)
+    del pending[topic]
+    if not pending:
+        _pending.pop(loop, None)
+    spawn(_flush(topic, batch), "presence diff", holder=_tasks)
 
 
-async def _flush(loop: asyncio.AbstractEventLoop, topic: str) -> None:
-    joined, left = _pending.get(loop, {}).pop(topic, ([], []))
+async def _flush(topic: str, batch: tuple[list[str], list[str]]) -> None:
+    joined, left = batch
     # A window that came and went within the batch is announced as neither.
     both = set(joined) & set(left)
     kwargs = {
@@ -205,10 +255,7 @@ async def _flush(loop: asyncio.AbstractEventLoop, topic: str) -> None:
         if kwargs["joined"] or kwargs["left"]:
             await acall(DIFF, topic_target(topic), kwargs=kwargs)
     except Exception:
-        logging.getLogger("floorchannels.presence").exception("Announcing presence in %s failed.", topic)
-    finally:
-        for task in [t for t in _tasks if t.done()]:
-            _tasks.discard(task)
+        logger.exception("Announcing presence in %s failed.", topic)
 
 
 async def _renew(loop: asyncio.AbstractEventLoop) -> None:
@@ -226,12 +273,8 @@ async def _renew(loop: asyncio.AbstractEventLoop) -> None:
                 gone = await store().expire(topic, now)
                 if gone:
                     _announce(loop, topic, left=gone)
-                if not consumers:
-                    _local[loop].pop(topic, None)
             except Exception:
-                logging.getLogger("floorchannels.presence").exception(
-                    "Renewing presence in %s failed.", topic
-                )
+                logger.exception("Renewing presence in %s failed.", topic)
 
 
 def topic_target(canonical: str) -> CanonicalTopic:
@@ -261,15 +304,13 @@ async def acount(topic: Any) -> int:
 
 
 def presence_list(topic: Any) -> list[dict[str, Any]]:
-    from asgiref.sync import async_to_sync
-
-    return async_to_sync(alist)(topic)
+    """Synchronous twin of :func:`alist` (on the process's shared loop, see syncloop)."""
+    return run_sync(alist, topic)
 
 
 def presence_count(topic: Any) -> int:
-    from asgiref.sync import async_to_sync
-
-    return async_to_sync(acount)(topic)
+    """Synchronous twin of :func:`acount`."""
+    return run_sync(acount, topic)
 
 
 class _GrantedTopic(Permission):

@@ -90,3 +90,45 @@ async def test_a_join_storm_is_batched_into_few_diffs():
     left = await diffs(watcher, quiet=0.5)
     assert sum(len(d["left"]) for d in left) == 20
     await watcher.close()
+
+
+async def wait_until(predicate, timeout=5.0):
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_windows_that_come_and_go_leave_nothing_behind():
+    """A thousand pages each present in a topic of their own: once they have gone, the
+    process holds no topic, no pending diff and no stored entry for any of them."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    for round_ in range(5):
+        windows = [await open_window(make_key(presence=[f"doc-{round_}-{n}"])) for n in range(20)]
+        assert len(presence._local[loop]) == 20
+        for window in windows:
+            await window.close()
+        await wait_until(lambda: not presence._local.get(loop) and not presence._pending.get(loop))
+        await wait_until(lambda: not presence.store().topics)
+    assert len(presence._renewers) == 1  # one per event loop, not per window
+    assert all(not task.done() for task in presence._tasks)  # finished flushes were let go
+
+
+async def test_a_full_diff_goes_out_at_once(monkeypatch):
+    """A pending diff never grows past MAX_DIFF_ENTRIES: a full one is sent without
+    waiting for the batching delay."""
+    from django.test import override_settings
+
+    monkeypatch.setattr(presence, "MAX_DIFF_ENTRIES", 3)
+    with override_settings(FLOORCHANNELS={"PRESENCE_DIFF_DELAY": 60}):
+        watcher = await open_window(make_key(presence=["full"]))
+        crowd = [await open_window(make_key(presence=["full"])) for _ in range(5)]
+        received = await diffs(watcher, quiet=1.0)  # long before the 60 s delay
+        assert [len(d["joined"]) for d in received] == [3, 3]
+        for window in [watcher, *crowd]:
+            await window.close()
