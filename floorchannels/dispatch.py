@@ -53,6 +53,46 @@ def _schedule(countdown: float | None, eta: Any, expires: Any) -> tuple[float | 
     return when, expires_at
 
 
+class UnsendableSignal(ValueError):
+    """A signal no browser could receive: its kwargs are not strict JSON (NaN, Infinity, an
+    object JSON cannot hold), or its frame is over ``MAX_MESSAGE_SIZE``.
+
+    Raised by call()/acall() before any handler runs or anything is sent: a server would
+    otherwise write a frame the browser drops (not JSON) or refuse to write it (daphne
+    sends no websocket message over 1 MiB), and the loss would go unnoticed.
+    """
+
+
+#: Most characters the history's position fields add to a frame: ``g`` (12), ``seq`` (a
+#: counter and "-0") and ``e`` (an epoch; the consumer reads at most 64 characters of it).
+_POSITION_FIELDS = len(',"g":"","seq":"-0","e":""') + 12 + 20 + 64
+
+
+def _encode_signal(
+    name: str, message_id: str, kwargs: dict[str, Any], *, to_browsers: bool, positioned: bool
+) -> str:
+    """The signal frame, checked against what the wire carries (see :class:`UnsendableSignal`)."""
+    try:
+        frame = protocol.encode({"type": "signal", "signal": name, "kwargs": kwargs, "id": message_id})
+    except (TypeError, ValueError) as exc:
+        raise UnsendableSignal(
+            f"Signal {name!r} cannot be sent: its kwargs are not strict JSON ({exc}). NaN, "
+            "infinite floats and objects JSON cannot hold never reach a browser."
+        ) from exc
+    if not to_browsers:
+        return frame
+    limit = fc_settings.MAX_MESSAGE_SIZE
+    size = len(frame) if frame.isascii() else len(frame.encode())
+    if positioned:
+        size += _POSITION_FIELDS
+    if size > limit:
+        raise UnsendableSignal(
+            f"Signal {name!r} cannot be sent: its frame is {size:,} bytes, over MAX_MESSAGE_SIZE "
+            f"({limit:,}). Send an id and let the page fetch the data."
+        )
+    return frame
+
+
 def _as_list(to: Any) -> list[Any]:
     # A tuple is one topic, ("room", 7); several targets are given as a list.
     if isinstance(to, list | set | frozenset):
@@ -94,11 +134,21 @@ class Publication:
                     "caller, so countdown/eta need queue=... on the handler."
                 )
         self.groups = groups_for(targets, window)
+        #: The encoded frame, checked before anything runs. Queued signals cross the
+        #: channel layer as JSON too, so their kwargs must be strict JSON (any size).
+        self.frame = ""
+        if self.groups or self.queued:
+            self.frame = _encode_signal(
+                name,
+                self.id,
+                self.kwargs,
+                to_browsers=bool(self.groups),
+                positioned=self.eta is None and get_history() is not None,
+            )
 
     def group_message(self) -> dict[str, Any]:
-        frame = protocol.encode({"type": "signal", "signal": self.name, "kwargs": self.kwargs, "id": self.id})
         return messages.DELIVER.build(
-            id=self.id, frame=frame, multi=len(self.groups) > 1, eta=self.eta, expires=self.expires
+            id=self.id, frame=self.frame, multi=len(self.groups) > 1, eta=self.eta, expires=self.expires
         )
 
     async def send(self) -> None:

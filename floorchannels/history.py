@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 import uuid
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import metrics
 from .conf import fc_settings
 from .redis_clients import layer_redis_url, redis_client
+from .tasks import spawn
+
+logger = logging.getLogger("floorchannels.history")
 
 #: Reasons a history cannot replay a gap.
 EPOCH, TRIMMED = "epoch", "history"
@@ -53,33 +58,109 @@ def parse_seq(value: Any) -> int | None:
 
 
 class MemoryHistory:
-    """History kept in this process; its epoch changes with every process start."""
+    """History kept in this process; its epoch changes with every process start.
+
+    Bounded three ways, each loss turned into a ``resync`` rather than a silent gap:
+
+    - a group's entries are dropped once it has been idle for ``HISTORY_TTL`` (they have
+      all expired by then anyway), its counter is kept, so a window that saw its last
+      message resumes with nothing to replay and any other window gets ``resync history``;
+    - entries of all groups together hold at most ``HISTORY_MAX_BYTES`` of frames: past it,
+      the least recently appended group loses its entries early (WARNING, metric
+      ``history_evicted``);
+    - at most ``HISTORY_MAX_GROUPS`` counters: past it, the least recently appended group
+      is forgotten altogether. ``floor`` then remembers the greatest position a forgotten
+      group had reached: a group this history does not know stands there (``positions``
+      says so, and its next message is ``floor + 1``), so a window's position in it is
+      either exactly ``floor`` (it missed nothing) or below (``resync history``). Positions
+      never run backwards, so a forgotten group's old numbers cannot be mistaken for new.
+    """
 
     def __init__(self) -> None:
         self.epoch = uuid.uuid4().hex[:16]
-        self.counters: dict[str, int] = {}
-        self.entries: dict[str, deque[tuple[int, float, str, str]]] = {}
+        #: Last seq of each group, least recently appended first.
+        self.counters: OrderedDict[str, int] = OrderedDict()
+        #: Recent entries of each group, least recently appended first.
+        self.entries: OrderedDict[str, deque[tuple[int, float, str, str]]] = OrderedDict()
+        #: Characters of frames held in ``entries``.
+        self.size = 0
+        #: No group forgotten from ``counters`` ever passed this position.
+        self.floor = 0
 
     async def append(self, group: str, message_id: str, frame: str) -> tuple[str, int]:
-        seq = self.counters[group] = self.counters.get(group, 0) + 1
+        now = time.time()
+        self._expire(now)
+        seq = self.counters.get(group, self.floor) + 1
+        self.counters[group] = seq
+        self.counters.move_to_end(group)
         entries = self.entries.get(group)
         if entries is None:
-            entries = self.entries[group] = deque(maxlen=fc_settings.HISTORY_SIZE)
-        entries.append((seq, time.time(), message_id, frame))
+            entries = self.entries[group] = deque()
+        else:
+            self.entries.move_to_end(group)
+        while entries and len(entries) >= max(fc_settings.HISTORY_SIZE, 1):
+            self.size -= len(entries.popleft()[3])
+        entries.append((seq, now, message_id, frame))
+        self.size += len(frame)
+        self._bound()
         return self.epoch, seq
 
     async def positions(self, groups: Sequence[str]) -> tuple[str, dict[str, int]]:
-        return self.epoch, {group: self.counters.get(group, 0) for group in groups}
+        floor = self.floor
+        return self.epoch, {group: self.counters.get(group, floor) for group in groups}
 
     async def since(self, group: str, epoch: str, seq: int) -> list[Entry] | str:
         if epoch != self.epoch:
             return EPOCH
-        return _select(self.counters.get(group), seq, list(self.entries.get(group, ())))
+        self._expire(time.time())
+        return _select(self.counters.get(group, self.floor), seq, list(self.entries.get(group, ())))
+
+    def _expire(self, now: float) -> None:
+        """Drop the entries of groups idle past HISTORY_TTL (oldest first, so it stops early)."""
+        oldest_allowed = now - fc_settings.HISTORY_TTL
+        entries = self.entries
+        while entries:
+            group, rows = next(iter(entries.items()))
+            if rows and rows[-1][1] >= oldest_allowed:
+                break
+            del entries[group]
+            self.size -= sum(len(row[3]) for row in rows)
+
+    def _bound(self) -> None:
+        max_bytes, max_groups = fc_settings.HISTORY_MAX_BYTES, fc_settings.HISTORY_MAX_GROUPS
+        while self.size > max_bytes and len(self.entries) > 1:
+            group, rows = self.entries.popitem(last=False)
+            self.size -= sum(len(row[3]) for row in rows)
+            _evicted(group, len(rows), "HISTORY_MAX_BYTES")
+        while len(self.counters) > max(max_groups, 1):
+            group, last = self.counters.popitem(last=False)
+            self.floor = max(self.floor, last)
+            rows = self.entries.pop(group, None)
+            if rows:
+                self.size -= sum(len(row[3]) for row in rows)
+                _evicted(group, len(rows), "HISTORY_MAX_GROUPS")
+
+
+def _evicted(group: str, count: int, setting: str) -> None:
+    """Unexpired entries were dropped to stay within a bound: windows resuming there resync."""
+    metrics.increment("history_evicted")
+    logger.warning(
+        "In-memory history over %s: dropped %d unexpired message(s) of group %s; windows "
+        "resuming there get a resync.",
+        setting,
+        count,
+        alias(group),
+    )
 
 
 def _select(counter: int | None, seq: int, rows: list[tuple[int, float, str, str]]) -> list[Entry] | str:
-    """The entries after ``seq`` if the history still holds all of them."""
-    if counter is None or counter < seq:
+    """The entries after ``seq`` if the history still holds all of them.
+
+    ``counter`` is the group's last seq; None (no counter: nothing was ever appended, or it
+    expired) stands at 0, which is what ``positions`` reports for it.
+    """
+    counter = counter or 0
+    if counter < seq:
         return EPOCH  # this history never reached that far: it is not the one the client saw
     if counter == seq:
         return []
@@ -195,13 +276,13 @@ class _PositionReads:
     def __init__(self, history: RedisHistory) -> None:
         self.history = history
         self.waiting: list[tuple[Sequence[str], asyncio.Future[tuple[str, dict[str, int]]]]] = []
-        self.running: asyncio.Task[None] | None = None
+        self.running: asyncio.Future[Any] | None = None
 
     async def read(self, groups: Sequence[str]) -> tuple[str, dict[str, int]]:
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((groups, future))
         if self.running is None:
-            self.running = asyncio.ensure_future(self._run())
+            self.running = spawn(self._run(), "history position reads")
         return await future
 
     async def _run(self) -> None:

@@ -56,11 +56,18 @@ class ProtocolError(Exception):
         self.message = message
 
 
-_encoder = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: ``allow_nan=False``: Python's json writes NaN and Infinity by default, which are not
+#: JSON. A browser's JSON.parse refuses the whole frame, so a reply carrying one would be
+#: lost and its call would only time out. Refusing here turns it into an error the sender sees.
+_encoder = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def encode(frame: dict[str, Any]) -> str:
-    """Serialise one frame. Dates, decimals, UUIDs and lazy strings become JSON strings."""
+    """Serialise one frame. Dates, decimals, UUIDs and lazy strings become JSON strings.
+
+    Raises ``ValueError`` for NaN and infinite floats and ``TypeError`` for values JSON
+    cannot hold: nothing that is not strict JSON reaches the wire.
+    """
     return _encoder.encode(frame)
 
 

@@ -28,12 +28,26 @@ from .topics import BROADCAST_GROUP, serialize_topic, topic_group, user_group, w
 
 SALT = "floorchannels.window"
 
+#: Longest key :func:`load_key` reads; a longer one is refused as malformed.
+MAX_KEY_LENGTH = 16384
+#: Characters of a reconnect's hello frame besides the key and its resume positions
+#: (``{"type":"hello","window_key":"","protocol":1,"resume":{"e":"<64>","seqs":{}}}``).
+_HELLO_FIXED = 140
+#: Characters of one group's position in ``resume.seqs``: ``"<alias>":"<20 digits>-0",``.
+_RESUME_ENTRY = 40
+
 
 class WindowKeyError(Exception):
     """Base of the reasons a window key is refused; ``close_code`` goes to the client."""
 
     close_code = 4401
     reason = "invalid_key"
+
+
+class WindowKeyTooLarge(ValueError):
+    """The window would be refused when it connects: its key, or the hello frame that
+    carries it with a position for each of its groups, is over what the server reads.
+    Raised when the key is issued, so the page is never served a key that cannot work."""
 
 
 class InvalidKey(WindowKeyError):
@@ -161,14 +175,40 @@ def window_key(request: Any, topics: Iterable[Any] = (), presence: Iterable[Any]
     """
     window = new_window(request, topics, presence)
     key = sign(window)
+    check_size(window, key)
     request.floorchannels_window = window
     request.floorchannels_window_key = key
     return key
 
 
+def hello_size(key: str, groups: int) -> int:
+    """The longest hello frame a client sends with ``key``: on a reconnect it carries a
+    position for each of the window's ``groups`` (see docs/protocol.md, Recovery)."""
+    return _HELLO_FIXED + len(key) + groups * _RESUME_ENTRY
+
+
+def check_size(window: WindowInfo, key: str) -> None:
+    """Raise :class:`WindowKeyTooLarge` unless the server will accept ``key`` for ``window``."""
+    groups = len(window.groups)
+    if len(key) > MAX_KEY_LENGTH:
+        raise WindowKeyTooLarge(
+            f"The window key would be {len(key):,} characters, over the {MAX_KEY_LENGTH:,} the "
+            f"server reads ({len(window.topics):,} topics granted): grant fewer or shorter topics."
+        )
+    limit = fc_settings.MAX_FRAME_SIZE
+    needed = hello_size(key, groups)
+    if needed > limit:
+        fit = max(0, (limit - _HELLO_FIXED - len(key)) // _RESUME_ENTRY - (groups - len(window.topics)))
+        raise WindowKeyTooLarge(
+            f"This window would be refused when it reconnects: with {len(window.topics):,} topics "
+            f"its hello frame needs up to {needed:,} characters, over MAX_FRAME_SIZE ({limit:,}). "
+            f"Grant fewer topics (about {fit:,} fit) or raise MAX_FRAME_SIZE."
+        )
+
+
 def load_key(key: Any) -> WindowInfo:
     """Check a key's signature and age; return the window it describes (user not yet checked)."""
-    if not isinstance(key, str) or not key or len(key) > 16384:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidKey("The window key is missing or malformed.")
     try:
         payload = signing.loads(key, salt=SALT, max_age=fc_settings.WINDOW_KEY_MAX_AGE)

@@ -4,6 +4,15 @@ The hub hands each ``fc.resource`` message to :func:`on_message`, which queues i
 are processed in order, one at a time, off the hub's reader (they need the database). For
 one event, the viewset answers once per distinct user among the recipients — not once per
 window — whether the object is visible and what its serializer says.
+
+Everything held here is bounded, and each overflow is visible:
+
+- the queue holds ``RESOURCE_QUEUE_SIZE`` events; an event that finds it full is dropped
+  and the windows it was for get ``resync`` (reason ``overloaded``), once per resource
+  until the queue has drained, with a WARNING and the ``resource_events_dropped`` metric;
+- the de-duplication memory (an event sent to several groups reaches a window once)
+  remembers at most ``RECENT_IDS`` events and ``RECENT_WINDOWS`` windows among them;
+- a subscription records at most ``MAX_TRACKED_PKS`` pks, however many events add.
 """
 
 from __future__ import annotations
@@ -16,19 +25,36 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync
 
 from .. import metrics
+from ..conf import fc_settings
+from ..tasks import supervise
 from .events import CREATED, DELETED, UPDATED
 from .views import host_of, view_for, visible_object
 
 logger = logging.getLogger("floorchannels.rest")
 
-_RECENT = 1024
+#: Most events the de-duplication memory remembers, and most windows across them: a set
+#: of windows per event id grows with the fan-out, so the count of ids alone does not
+#: bound its bytes (1,024 ids of 10,000 windows each is ten million entries).
+RECENT_IDS = 1024
+RECENT_WINDOWS = 100_000
 
 
 class _HubState:
+    """This hub's resource-event machinery: the queue, its consumer and its memories."""
+
     def __init__(self, hub: Any) -> None:
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(
+            maxsize=max(1, fc_settings.RESOURCE_QUEUE_SIZE)
+        )
         self.recent: OrderedDict[str, set[int]] = OrderedDict()
-        self.task = asyncio.ensure_future(self._run(hub))
+        #: Window entries across ``recent``'s sets.
+        self.recent_windows = 0
+        #: (window, resource) told to resync during the current overload, and how many
+        #: events were dropped in it; both reset when the queue has drained.
+        self.told: set[tuple[int, str]] = set()
+        self.dropped = 0
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self.task = supervise(lambda: self._run(hub), "resource event delivery", self.tasks)
 
     async def _run(self, hub: Any) -> None:
         while True:
@@ -37,6 +63,36 @@ class _HubState:
                 await deliver(hub, self, message)
             except Exception:
                 logger.exception("Delivering resource event %s failed.", message.get("id"))
+            if self.dropped and self.queue.empty():
+                logger.warning(
+                    "Resource event queue drained after an overload: %d event(s) were dropped, "
+                    "%d window subscription(s) told to resync.",
+                    self.dropped,
+                    len(self.told),
+                )
+                self.dropped = 0
+                self.told.clear()
+
+    def overflow(self, hub: Any, message: dict[str, Any]) -> None:
+        """The queue is full: drop ``message`` and tell its windows their list may be stale."""
+        metrics.increment("resource_events_dropped")
+        if not self.dropped:
+            logger.warning(
+                "Resource event queue full (RESOURCE_QUEUE_SIZE=%d): dropping events; their "
+                "windows get resync 'overloaded'.",
+                self.queue.maxsize,
+            )
+        self.dropped += 1
+        resource, pk = message["resource"], message["pk"]
+        frame = {"type": "resync", "reason": "overloaded", "resource": resource}
+        for window in list(hub.groups.get(message["group"], ())):
+            subscriptions = getattr(window, "subscriptions", None)
+            if not subscriptions or (id(window), resource) in self.told:
+                continue
+            if any(s.resource == resource and s.matches(pk) for s in subscriptions.values()):
+                self.told.add((id(window), resource))
+                metrics.increment("resync_overloaded")
+                _send(window, frame)
 
     def first_time(self, message: dict[str, Any], windows: list[Any]) -> list[Any]:
         """Windows that have not yet received this event through another group."""
@@ -45,18 +101,31 @@ class _HubState:
         seen = self.recent.get(message["id"])
         if seen is None:
             seen = self.recent[message["id"]] = set()
-            if len(self.recent) > _RECENT:
-                self.recent.popitem(last=False)
         fresh = [w for w in windows if id(w) not in seen]
         seen.update(id(w) for w in fresh)
+        self.recent_windows += len(fresh)
+        while len(self.recent) > 1 and (
+            len(self.recent) > RECENT_IDS or self.recent_windows > RECENT_WINDOWS
+        ):
+            for_size = len(self.recent) <= RECENT_IDS
+            _, forgotten = self.recent.popitem(last=False)
+            self.recent_windows -= len(forgotten)
+            if for_size:
+                # Forgotten for its size, not its age: a late copy of it through another
+                # group could reach a window twice (same event id), so it is counted.
+                metrics.increment("resource_dedup_evicted")
         return fresh
 
 
 def on_message(hub: Any, message: dict[str, Any]) -> None:
+    """The hub's handler for ``fc.resource``: queue the event (never waits)."""
     state = getattr(hub, "_rest_state", None)
     if state is None:
         state = hub._rest_state = _HubState(hub)
-    state.queue.put_nowait(message)
+    try:
+        state.queue.put_nowait(message)
+    except asyncio.QueueFull:
+        state.overflow(hub, message)
 
 
 def _user_key(user: Any) -> Any:
@@ -110,10 +179,24 @@ async def deliver(hub: Any, state: _HubState, message: dict[str, Any]) -> None:
         if frame is None:
             continue
         metrics.increment(f"resource_events_{frame['action']}")
-        try:
-            window.send_json(frame)
-        except Exception:
-            logger.debug("Could not write to window %s.", window.window_id, exc_info=True)
+        _send(window, frame)
+
+
+def _send(window: Any, frame: dict[str, Any]) -> None:
+    try:
+        window.send_json(frame)
+    except (TypeError, ValueError):
+        # The serializer produced something that is not strict JSON (NaN, Infinity): the
+        # browser would drop the frame, so it is never sent.
+        metrics.increment("resource_events_unsendable")
+        logger.exception(
+            "A %s event of %s could not be encoded (window %s).",
+            frame.get("action", frame["type"]),
+            frame.get("resource"),
+            window.window_id,
+        )
+    except Exception:
+        logger.debug("Could not write to window %s.", window.window_id, exc_info=True)
 
 
 def _frame_for(sub: Any, action: str, pk: str, visible: Any, message_id: str) -> dict[str, Any] | None:
@@ -127,9 +210,9 @@ def _frame_for(sub: Any, action: str, pk: str, visible: Any, message_id: str) ->
             known.discard(pk)
         kind, data = DELETED, None
     else:
-        kind = UPDATED if (action == UPDATED and (known is None or pk in known)) else CREATED
-        if known is not None:
-            known.add(pk)
+        kind = UPDATED if (action == UPDATED and was_known) else CREATED
+        if known is not None and pk not in known:
+            _track(sub, known, pk)
         data = None if visible is True else visible
     frame = {
         "type": "event",
@@ -142,3 +225,24 @@ def _frame_for(sub: Any, action: str, pk: str, visible: Any, message_id: str) ->
     if data is not None:
         frame["data"] = data
     return frame
+
+
+def _track(sub: Any, known: set[str], pk: str) -> None:
+    """Record that ``sub`` was told about ``pk``, up to MAX_TRACKED_PKS pks.
+
+    Past the bound the subscription stops recording, as one that saw too many at
+    subscribe time: its deletions then reach it for any pk of the partition.
+    """
+    limit = fc_settings.MAX_TRACKED_PKS
+    if len(known) < limit:
+        known.add(pk)
+        return
+    sub.known = None
+    metrics.increment("tracked_pks_overflow")
+    logger.warning(
+        "Subscription %r to %s passed MAX_TRACKED_PKS (%d): it no longer records the pks it "
+        "was told about (deletions reach it for any pk).",
+        sub.id,
+        sub.resource,
+        limit,
+    )

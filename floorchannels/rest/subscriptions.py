@@ -93,7 +93,10 @@ async def unsubscribe(consumer: Any, frame: dict[str, Any]) -> dict[str, Any]:
         return protocol.reply_error(
             frame["id"], protocol.INVALID_FRAME, "unsubscribe needs the 'subscription' id."
         )
-    subscription = consumer.subscriptions.pop(key, None)
+    subscriptions = consumer.subscriptions
+    # A window that never subscribed holds a shared read-only empty mapping: nothing to
+    # remove, and the answer is the same as for any unknown id.
+    subscription = subscriptions.pop(key, None) if isinstance(subscriptions, dict) else None
     if subscription is not None:
         still_used = {g for s in consumer.subscriptions.values() for g in s.groups}
         consumer.hub.leave(consumer, [g for g in subscription.groups if g not in still_used])
