@@ -13,7 +13,7 @@ from floorchannels import BROADCAST, USER, WINDOW, acall
 from floorchannels.history import alias
 from floorchannels.protocol import CloseCode
 from floorchannels.topics import group_for_topic
-from tests.conftest import connect_raw, expect_close, make_key, open_window, session_headers
+from tests.conftest import await_until, connect_raw, expect_close, make_key, open_window, session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -474,3 +474,62 @@ async def test_closed_window_leaves_its_groups(private_shards):
     # Nor does the hub stay in the layer groups that carried them.
     mine = {group for group, channels in hub.layer.groups.items() if hub.channel_name in channels}
     assert mine == {hub.probe_group}
+
+
+# Slow clients ----------------------------------------------------------------------------
+
+
+class StalledServer:
+    """An ASGI server side whose client stops reading after the welcome: from then on
+    each send waits, as uvicorn's does while its transport is full."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.frames: list[dict] = []
+        self.closed = asyncio.get_running_loop().create_future()
+        self.stalled = False
+
+    async def receive(self) -> dict:
+        return await self.inbox.get()
+
+    async def send(self, message: dict) -> None:
+        if message["type"] == "websocket.send":
+            if self.stalled:
+                await asyncio.Event().wait()  # never drains
+            self.frames.append(json.loads(message["text"]))
+        elif message["type"] == "websocket.close" and not self.closed.done():
+            self.closed.set_result(message["code"])
+
+
+async def test_a_client_that_stops_reading_is_closed_and_holds_up_nobody(settings, caplog):
+    """Its frames wait in a bounded outbox, written by a task of its own, so the fan-out
+    goes on to the other windows; past MAX_BUFFERED_BYTES it is closed with 4507."""
+    from floorchannels import metrics
+    from floorchannels.consumers import SignalConsumer
+
+    settings.FLOORCHANNELS = {**settings.FLOORCHANNELS, "MAX_BUFFERED_BYTES": 64 * 1024}
+    server = StalledServer()
+    scope = {"type": "websocket", "path": "/ws/floorchannels/", "headers": [], "client": ("127.0.0.1", 9)}
+    app = asyncio.ensure_future(SignalConsumer.as_asgi()(scope, server.receive, server.send))
+    await server.inbox.put({"type": "websocket.connect"})
+    await server.inbox.put(
+        {
+            "type": "websocket.receive",
+            "text": json.dumps({"type": "hello", "window_key": make_key(), "protocol": 1}),
+        }
+    )
+    reader = await open_window(make_key())
+    await await_until(lambda: server.frames, 5, "the welcome")
+    assert server.frames[0]["type"] == "welcome"
+    server.stalled = True
+    payload = "x" * 1024
+    for n in range(200):  # 200 KiB for a 64 KiB allowance
+        await acall("bulk", BROADCAST, kwargs={"n": n, "payload": payload})
+    received = [(await reader.receive())["kwargs"]["n"] for _ in range(200)]
+    assert received == list(range(200))
+    assert await asyncio.wait_for(server.closed, 5) == CloseCode.SLOW_CLIENT
+    assert metrics.snapshot()["slow_clients_closed"] == 1
+    assert any("4507" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    await server.inbox.put({"type": "websocket.disconnect", "code": 4507})
+    await asyncio.wait_for(app, 5)
+    await reader.close()
