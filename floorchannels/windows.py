@@ -190,11 +190,6 @@ def hello_size(key: str, groups: int) -> int:
 def check_size(window: WindowInfo, key: str) -> None:
     """Raise :class:`WindowKeyTooLarge` unless the server will accept ``key`` for ``window``."""
     groups = len(window.groups)
-    if len(key) > MAX_KEY_LENGTH:
-        raise WindowKeyTooLarge(
-            f"The window key would be {len(key):,} characters, over the {MAX_KEY_LENGTH:,} the "
-            f"server reads ({len(window.topics):,} topics granted): grant fewer or shorter topics."
-        )
     limit = fc_settings.MAX_FRAME_SIZE
     needed = hello_size(key, groups)
     if needed > limit:
@@ -203,6 +198,11 @@ def check_size(window: WindowInfo, key: str) -> None:
             f"This window would be refused when it reconnects: with {len(window.topics):,} topics "
             f"its hello frame needs up to {needed:,} characters, over MAX_FRAME_SIZE ({limit:,}). "
             f"Grant fewer topics (about {fit:,} fit) or raise MAX_FRAME_SIZE."
+        )
+    if len(key) > MAX_KEY_LENGTH:
+        raise WindowKeyTooLarge(
+            f"The window key would be {len(key):,} characters, over the {MAX_KEY_LENGTH:,} the "
+            f"server reads ({len(window.topics):,} topics granted): grant fewer or shorter topics."
         )
 
 

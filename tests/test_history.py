@@ -1,13 +1,15 @@
 """Replay after a reconnect, as a window sees it (memory history, in-memory layer)."""
 
 import asyncio
+import logging
+import random
 
 import pytest
 from django.test import override_settings
 
-from floorchannels import BROADCAST, WINDOW, acall, history
+from floorchannels import BROADCAST, WINDOW, acall, history, metrics
 from floorchannels.history import alias
-from floorchannels.topics import BROADCAST_GROUP
+from floorchannels.topics import BROADCAST_GROUP, group_for_topic
 from floorchannels.windows import load_key
 from tests.conftest import Window, connect_raw, make_key
 
@@ -148,3 +150,121 @@ async def test_delayed_messages_stay_out_of_the_history():
     frame = await window.receive(timeout=2)
     assert "seq" not in frame
     await window.close()
+
+
+# Resuming exactly where welcome said (no spurious resync) --------------------------------
+
+
+async def test_a_resume_at_the_welcome_positions_replays_nothing_and_never_resyncs():
+    key = make_key(topics=["room", "other"])
+    window = await hello(key)
+    assert set(window.welcome["seqs"].values()) == {"0-0"}  # no group has a message yet
+    resume = {"e": window.welcome["e"], "seqs": window.welcome["seqs"]}
+    await window.close()
+    back = await hello(key, resume)
+    assert await frames_of(back) == []
+    await back.close()
+
+
+async def test_a_resume_at_the_welcome_positions_with_some_groups_busy():
+    key = make_key(topics=["room", "other"])
+    for n in range(3):
+        await acall("m", BROADCAST, kwargs={"n": n})
+        await acall("m", "room", kwargs={"n": n})
+    window = await hello(key)
+    positions = window.welcome["seqs"]
+    assert positions[alias(BROADCAST_GROUP)] == "3-0" and positions[alias(group_for_topic("room"))] == "3-0"
+    await window.close()
+    back = await hello(key, {"e": window.welcome["e"], "seqs": positions})
+    assert await frames_of(back) == []
+    await back.close()
+    # Away again: only what was missed comes, in the group it was sent to.
+    await acall("m", "other", kwargs={"n": 9})
+    again = await hello(key, {"e": window.welcome["e"], "seqs": positions})
+    frames = await frames_of(again)
+    assert [(f["type"], f["g"], f["seq"], f["kwargs"]) for f in frames] == [
+        ("signal", alias(group_for_topic("other")), "1-0", {"n": 9})
+    ]
+    await again.close()
+
+
+# The in-memory history's bounds ----------------------------------------------------------
+
+
+def _history(**settings):
+    return override_settings(FLOORCHANNELS={"HISTORY_TTL": 600, **settings})
+
+
+async def test_groups_idle_past_the_ttl_lose_their_entries_but_not_their_position():
+    with _history(HISTORY_TTL=0.2):
+        store = history.MemoryHistory()
+        for n in range(3):
+            await store.append("idle", f"m{n}", "{}")
+        started = asyncio.get_running_loop().time()
+        while store.entries.get("idle") is not None:  # swept by the next append after the TTL
+            assert asyncio.get_running_loop().time() - started < 5
+            await store.append("busy", "b", "{}")
+            await asyncio.sleep(0.05)
+        assert store.counters["idle"] == 3
+        assert await store.since("idle", store.epoch, 3) == []  # saw everything: nothing lost
+        assert await store.since("idle", store.epoch, 1) == history.TRIMMED  # missed some: resync
+        assert (await store.append("idle", "m3", "{}"))[1] == 4
+
+
+async def test_forgotten_groups_never_reuse_positions_and_never_lose_silently(caplog):
+    with _history(HISTORY_MAX_GROUPS=2):
+        store = history.MemoryHistory()
+        for n in range(5):
+            await store.append("a", f"a{n}", "{}")
+        await store.append("b", "b0", "{}")
+        with caplog.at_level(logging.WARNING, logger="floorchannels.history"):
+            await store.append("c", "c0", "{}")  # "a" is the least recently used: forgotten
+        assert "a" not in store.counters and store.floor == 5
+        assert metrics.snapshot()["history_evicted"] == 1
+        assert "HISTORY_MAX_GROUPS" in caplog.text
+        # A window that saw a's last message missed nothing; one that did not must resync.
+        assert await store.since("a", store.epoch, 5) == []
+        assert await store.since("a", store.epoch, 2) == history.TRIMMED
+        # Unknown groups stand at the floor, and their next message comes after it.
+        _, positions = await store.positions(["a", "never"])
+        assert positions == {"a": 5, "never": 5}
+        assert await store.since("never", store.epoch, 5) == []
+        assert (await store.append("a", "a5", "{}"))[1] == 6
+        assert await store.since("a", store.epoch, 5) == [history.Entry(6, "a5", "{}")]
+        assert await store.since("a", store.epoch, 4) == history.TRIMMED
+
+
+async def test_entries_are_bounded_in_bytes_across_groups():
+    with _history(HISTORY_MAX_BYTES=1000):
+        store = history.MemoryHistory()
+        frame = "x" * 100
+        for n in range(30):
+            await store.append(f"g{n % 4}", f"m{n}", frame)
+            assert store.size <= 1000 + len(frame)
+            assert store.size == sum(len(row[3]) for rows in store.entries.values() for row in rows)
+        assert metrics.snapshot()["history_evicted"] > 0
+
+
+async def test_bounded_memory_history_replays_exactly_or_resyncs():
+    """Whatever the bounds drop, every position a window could hold gets either exactly
+    the messages after it, or a resync: never a silent gap."""
+    rng = random.Random(7)
+    with _history(HISTORY_MAX_GROUPS=3, HISTORY_MAX_BYTES=400, HISTORY_SIZE=5):
+        store = history.MemoryHistory()
+        sent: dict[str, list[int]] = {}
+        for n in range(400):
+            group = f"g{rng.randrange(6)}"
+            _, seq = await store.append(group, f"m{n}", "y" * rng.randrange(1, 60))
+            assert seq > max(sent.get(group, [0])), "positions never run backwards"
+            sent.setdefault(group, []).append(seq)
+            if n % 10:
+                continue
+            for name, seqs in sent.items():
+                _, now = await store.positions([name])
+                for seen in {0, *seqs}:
+                    answer = await store.since(name, store.epoch, seen)
+                    if isinstance(answer, str):
+                        assert answer in (history.TRIMMED, history.EPOCH)
+                        continue
+                    assert [e.seq for e in answer] == [s for s in seqs if s > seen], (name, seen)
+                    assert not answer or answer[-1].seq == now[name]
