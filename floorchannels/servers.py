@@ -1,0 +1,194 @@
+"""What each ASGI server does when a client stops reading, and the hook where it does nothing.
+
+A socket whose client stops reading must not make the server hold an unbounded amount of
+data for it. The consumer writes without waiting (floorchannels.sending) and bounds what
+waits in its own outbox (``MAX_BUFFERED_BYTES``); it needs to know when the server itself
+is holding data back:
+
+- uvicorn (``--ws websockets``, ``wsproto`` and ``websockets-sansio``), hypercorn and
+  granian: their ``send`` suspends while the socket's write buffer is over its high-water
+  mark (granian: while its Rust side has not written the frame). That suspension is the
+  signal; nothing more is needed, and :func:`flow_control` returns ``None``.
+- daphne: its ``send`` hands the frame to twisted and returns at once, whatever the client
+  does; twisted buffers everything. So we register a streaming producer on the twisted
+  transport (twisted's public ``IConsumer.registerProducer``): twisted calls
+  ``pauseProducing()`` when its buffer passes its high-water mark (64 KiB) and
+  ``resumeProducing()`` when it has drained, and the consumer treats "paused" like a send
+  that suspended.
+
+Reaching the transport takes knowledge of daphne's internals (its ``send`` is
+``functools.partial(server.handle_reply, protocol)``); every such access is in this module,
+and tests/test_servers.py fails when daphne changes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("floorchannels.servers")
+
+
+class FlowControl:
+    """A server's write buffer seen from the application: ``paused`` while it is full.
+
+    One per socket under daphne only (the servers whose ``send`` waits need none), so it
+    is slotted: two attributes.
+    """
+
+    __slots__ = ("paused", "_waiter")
+
+    def __init__(self) -> None:
+        self.paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def resumed(self) -> None:
+        """Return once the server takes writes again (at once if it does now)."""
+        while self.paused:
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            # Shielded: one waiter cancelled (its window closed) must not cancel the
+            # future that others may share.
+            await asyncio.shield(waiter)
+
+    # twisted.internet.interfaces.IPushProducer, called by the transport (on the loop's
+    # thread: daphne runs twisted on the asyncio reactor).
+
+    def pauseProducing(self) -> None:  # noqa: N802 - twisted's interface
+        self.paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.paused = False
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def stopProducing(self) -> None:  # noqa: N802
+        # The connection is gone: nothing will drain any more, and nothing is buffered
+        # either. Let a waiting writer go on (its sends are dropped by the server).
+        self.resumeProducing()
+
+
+#: A server's way of building a socket's FlowControl from its send, or None when its send
+#: suspends by itself; detected once per kind of send (see _server_of).
+_probes: dict[type, Callable[[Any], FlowControl | None] | None] = {}
+
+
+def flow_control(send: Any) -> FlowControl | None:
+    """The flow control of the socket behind ``send``, or None where ``send`` waits itself.
+
+    Called once per socket. ``send`` is the ASGI send the application was given (Channels'
+    session wrapper around it is looked through).
+    """
+    send = _unwrap(send)
+    server = _server_of(send)
+    try:
+        probe = _probes[server]
+    except KeyError:
+        probe = _probes[server] = _probe_for(send)
+    return probe(send) if probe is not None else None
+
+
+def _unwrap(send: Any) -> Any:
+    """Look through Channels' ``InstanceSessionWrapper.send`` to the server's own send."""
+    while hasattr(getattr(send, "__self__", None), "real_send"):
+        send = send.__self__.real_send
+    return send
+
+
+def _server_of(send: Any) -> type:
+    """What identifies the server behind ``send``: the class that owns it."""
+    if isinstance(send, functools.partial):
+        send = send.func
+    owner = getattr(send, "__self__", None)
+    return type(owner) if owner is not None else type(send)
+
+
+def _probe_for(send: Any) -> Callable[[Any], FlowControl | None] | None:
+    if _is_daphne(send):
+        _declare_push_producer()
+        return _daphne_flow_control
+    return None
+
+
+# daphne ------------------------------------------------------------------------------------
+
+
+def _is_daphne(send: Any) -> bool:
+    """daphne's send: ``functools.partial(Server.handle_reply, protocol)``."""
+    return (
+        isinstance(send, functools.partial)
+        and len(send.args) == 1
+        and getattr(send.func, "__name__", "") == "handle_reply"
+        and type(getattr(send.func, "__self__", None)).__module__.startswith("daphne.")
+    )
+
+
+def _daphne_transport(send: Any) -> Any:
+    """The twisted transport (TCP, or TLS wrapping TCP) behind daphne's send."""
+    return getattr(send.args[0], "transport", None)
+
+
+def _daphne_flow_control(send: Any) -> FlowControl | None:
+    transport = _daphne_transport(send)
+    if transport is None:  # already disconnected
+        return None
+    stale = _registered_producer(transport)
+    if stale is not None:
+        # daphne upgrades a connection by handing its transport from the HTTP channel to
+        # the websocket protocol, but leaves the channel registered as the transport's
+        # producer, where it no longer has anything to produce. Take its place; anything
+        # else registered there is someone else's and is left alone.
+        if not _is_replaced_http_channel(stale, transport):
+            _warn_once(
+                "The transport of a daphne websocket already has a producer (%r): "
+                "MAX_BUFFERED_BYTES cannot be enforced for its sockets.",
+                stale,
+            )
+            return None
+        transport.unregisterProducer()
+    flow = FlowControl()
+    transport.registerProducer(flow, True)
+    return flow
+
+
+def _registered_producer(transport: Any) -> Any:
+    """The producer registered on ``transport``: on TCP ``producer`` (twisted's
+    FileDescriptor), on TLS ``_producer._producer`` (a membrane around it)."""
+    producer = getattr(transport, "producer", None)
+    if producer is None:
+        membrane = getattr(transport, "_producer", None)
+        producer = getattr(membrane, "_producer", None)
+    return producer
+
+
+def _is_replaced_http_channel(producer: Any, transport: Any) -> bool:
+    """True for an HTTP channel that no longer owns ``transport``: the connection's
+    protocol (TLS: the wrapped protocol) is now the websocket."""
+    from twisted.web.http import HTTPChannel
+
+    owner = getattr(transport, "wrappedProtocol", None) or getattr(transport, "protocol", None)
+    return isinstance(producer, HTTPChannel) and owner is not None and owner is not producer
+
+
+def _declare_push_producer() -> None:
+    """Declare FlowControl a twisted IPushProducer (once, and only under daphne, so that
+    other servers never import twisted)."""
+    from twisted.internet.interfaces import IPushProducer
+    from zope.interface import classImplements
+
+    if not IPushProducer.implementedBy(FlowControl):
+        classImplements(FlowControl, IPushProducer)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str, *args: Any) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message, *args)

@@ -1,0 +1,73 @@
+"""A bare ASGI app that finds out what the server it runs under does with a non-reading client.
+
+tests/test_servers.py serves it with each server. On a websocket, once the client says "go"
+(and stops reading), it asks :func:`floorchannels.servers.flow_control` about the server's
+send, then writes 16 KiB frames, and records what it saw; ``GET /report`` answers it (over
+another connection, as the websocket is not being read):
+
+- ``{"flow": true, "paused_after": bytes}``: the flow control paused (daphne); the app then
+  waits for ``resumed()`` (the test starts reading) and adds ``"resumed": true``;
+- ``{"flow": false, "suspended_after": bytes}``: the server's own send stopped completing;
+- ``{"flow": ..., "unbounded": bytes}``: neither happened within 64 MiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from floorchannels import servers
+
+FRAME = "x" * 16384
+LIMIT = 64 * 1024 * 1024
+report: dict = {}
+
+
+async def probe(send) -> None:
+    flow = servers.flow_control(send)
+    written = 0
+    while written < LIMIT:
+        if flow is not None and flow.paused:
+            report.update(flow=True, paused_after=written)
+            await asyncio.wait_for(flow.resumed(), 30)
+            report["resumed"] = True
+            return
+        try:
+            await asyncio.wait_for(send({"type": "websocket.send", "text": FRAME}), 2)
+        except TimeoutError:
+            report.update(flow=flow is not None, suspended_after=written)
+            return
+        written += len(FRAME)
+    report.update(flow=flow is not None, unbounded=written)
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] == "http":
+        body = json.dumps(report).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    await receive()  # "go": the client has stopped reading
+    try:
+        await probe(send)
+    except Exception as exc:
+        report["error"] = repr(exc)
+        raise
+    while (await receive())["type"] != "websocket.disconnect":
+        pass

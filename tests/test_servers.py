@@ -1,0 +1,178 @@
+"""floorchannels.servers: what each ASGI server does when a client stops reading.
+
+The first tests serve tests/servers_probe_asgi.py with each real server and a client that
+does not read: under daphne the flow control must pause and then resume once the client
+reads; under the others the server's own send must stop completing. They fail when an
+upgrade of a server changes either (daphne's internals are reached in servers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from floorchannels import servers
+from floorchannels.servers import FlowControl
+from tests.e2e.conftest import ROOT, free_port, stop
+
+APP = "tests.servers_probe_asgi:application"
+COMMANDS = {
+    "daphne": lambda port: ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), APP],
+    "uvicorn-websockets": lambda port: ["-m", "uvicorn", "--port", str(port), "--ws", "websockets", APP],
+    "uvicorn-wsproto": lambda port: ["-m", "uvicorn", "--port", str(port), "--ws", "wsproto", APP],
+    "uvicorn-websockets-sansio": lambda port: [
+        "-m", "uvicorn", "--port", str(port), "--ws", "websockets-sansio", APP,
+    ],
+    "hypercorn": lambda port: ["-m", "hypercorn", "-b", f"127.0.0.1:{port}", APP],
+    "granian": lambda port: ["-m", "granian", "--interface", "asgi", "--port", str(port), APP],
+}  # fmt: skip
+NEEDS = {"uvicorn-wsproto": "wsproto", "hypercorn": "hypercorn", "granian": "granian"}
+
+
+def connect(port: int, deadline: float) -> socket.socket:
+    while True:
+        try:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", port))
+            return sock
+        except OSError:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def get_report(port: int, done: callable, timeout: float = 30) -> dict:
+    """Poll the app's report (over HTTP: the websocket is not being read) until ``done``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/report", timeout=5) as response:
+            report = json.loads(response.read())
+        if done(report) or "error" in report:
+            return report
+        assert time.monotonic() < deadline, f"no report in {timeout} s: {report}"
+        time.sleep(0.05)
+
+
+def drain_in_background(sock: socket.socket) -> threading.Thread:
+    def read() -> None:
+        try:
+            while sock.recv(1 << 20):
+                pass
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("server", list(COMMANDS))
+def test_what_each_server_does_when_the_client_stops_reading(server):
+    if server in NEEDS:
+        pytest.importorskip(NEEDS[server])
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *COMMANDS[server](port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        sock = connect(port, time.monotonic() + 20)
+        key = base64.b64encode(os.urandom(16))
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        sock.sendall(bytes([0x81, 0x82]) + b"\x00\x00\x00\x00" + b"go")  # masked "go"; then no reads
+        report = get_report(port, lambda r: "flow" in r)
+        limit = 16 * 1024 * 1024
+        print(f"{server}: {report}")  # shown with -s: what docs/deployment.md quotes
+        if server == "daphne":
+            # twisted buffers without limit; the producer registered on its transport is
+            # paused past its high-water mark, and resumed once the client reads.
+            assert report.get("flow") is True and report["paused_after"] < limit, report
+            drain_in_background(sock)
+            assert get_report(port, lambda r: "resumed" in r).get("resumed") is True
+        else:
+            assert report.get("flow") is False and report.get("suspended_after", limit) < limit, report
+        sock.close()
+    finally:
+        stop(process)
+        errors = process.stderr.read().decode(errors="replace")
+        process.stderr.close()
+    assert "Traceback" not in errors, errors
+
+
+# FlowControl ------------------------------------------------------------------------------
+
+
+async def test_flow_control_pauses_and_wakes_every_waiter():
+    flow = FlowControl()
+    await asyncio.wait_for(flow.resumed(), 1)  # not paused: returns at once
+    flow.pauseProducing()
+    waiters = [asyncio.ensure_future(flow.resumed()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert flow.paused and not any(w.done() for w in waiters)
+    waiters[0].cancel()  # one window closing does not strand the others
+    await asyncio.sleep(0)
+    flow.resumeProducing()
+    await asyncio.wait_for(asyncio.gather(*waiters[1:]), 1)
+    assert not flow.paused
+
+
+async def test_a_lost_connection_releases_the_writer():
+    flow = FlowControl()
+    flow.pauseProducing()
+    waiter = asyncio.ensure_future(flow.resumed())
+    await asyncio.sleep(0)
+    flow.stopProducing()
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_pause_again_before_the_waiter_runs():
+    flow = FlowControl()
+    flow.pauseProducing()
+    waiter = asyncio.ensure_future(flow.resumed())
+    await asyncio.sleep(0)
+    flow.resumeProducing()
+    flow.pauseProducing()  # paused again before the waiter ran: it keeps waiting
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    flow.resumeProducing()
+    await asyncio.wait_for(waiter, 1)
+
+
+def test_flow_control_is_small():
+    assert not hasattr(FlowControl(), "__dict__")
+
+
+async def test_servers_whose_send_waits_get_none():
+    async def server_send(message):
+        pass
+
+    class Wrapper:  # Channels' InstanceSessionWrapper: send is a method holding real_send
+        real_send = staticmethod(server_send)
+
+        async def send(self, message):
+            pass
+
+    send = server_send
+
+    assert servers.flow_control(send) is None
+    assert servers.flow_control(Wrapper().send) is None
+    assert servers._unwrap(Wrapper().send) is send
