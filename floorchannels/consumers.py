@@ -30,6 +30,7 @@ from .origins import origin_allowed
 from .protocol import CloseCode, ProtocolError
 from .registry import registry
 from .revocation import session_hash
+from .servers import flow_control
 from .tasks import spawn
 from .windows import WindowInfo, WindowKeyError, check_user, load_key, session_of, sign
 
@@ -118,6 +119,7 @@ class SignalConsumer:
             return
         await send({"type": "websocket.accept"})
         metrics.increment("connections")
+        self._flow = flow_control(send)
         try:
             if not await self._hello(receive):
                 return
