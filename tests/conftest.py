@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import itertools
+import json
+import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,11 +18,47 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 
-from floorchannels import history, metrics, presence, window_key
+from floorchannels import BROADCAST, acall, history, metrics, presence, window_key
 from tests.asgi import application
 from tests.testapp import signals as test_signals
 
 WS_PATH = "/ws/floorchannels/"
+POLL_INTERVAL = 0.02
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10, what: str = "the condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes.
+
+    This is how the suite waits for something it cannot be told about directly (a port that
+    opens, a process that subscribes, a counter that moves): a deadline, never a guessed
+    duration, so a loaded machine only makes the test slower, not red. An exception raised by
+    the predicate ends the wait at once (e.g. the process being waited for exited).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"waited {timeout} s for {what}")
+        time.sleep(POLL_INTERVAL)
+
+
+async def await_until(predicate: Callable[[], Any], timeout: float = 10, what: str = "the condition") -> Any:
+    """:func:`wait_until` for async tests: ``predicate`` may be a coroutine function."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"waited {timeout} s for {what}")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+_markers = itertools.count()
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +69,7 @@ def fresh_layer():
     presence.reset()
     metrics.reset()
     test_signals.ran.clear()
+    test_signals.gates.clear()
     yield
     channel_layers.backends.clear()
 
@@ -66,10 +109,38 @@ class Window:
         return await self.ws.receive_json_from(timeout=timeout)
 
     async def nothing(self, timeout: float = 0.3) -> bool:
+        """A quiet period: prefer :func:`nothing_before_marker`, which does not guess a duration."""
         return await self.ws.receive_nothing(timeout=timeout)
+
+    async def frame_or_close(self, timeout: float = 5) -> dict[str, Any]:
+        """The next output: a decoded frame, or ``{"type": "websocket.close", ...}``."""
+        message = await self.ws.receive_output(timeout=timeout)
+        if message["type"] == "websocket.send":
+            return json.loads(message["text"])
+        return message
 
     async def close(self) -> None:
         await self.ws.disconnect()
+
+
+async def nothing_before_marker(*windows: Window, timeout: float = 5) -> None:
+    """Assert that nothing reached ``windows`` so far, without waiting for a quiet period.
+
+    A marker is published to BROADCAST, after whatever the test expects not to arrive. The
+    hub writes one process's layer messages to a socket in the order they were sent, so an
+    unwanted frame (or close) would come before the marker: the marker must be each window's
+    next frame. A ping round trip then shows the socket is still open (a close spawned while
+    handling an earlier message has run by then).
+    """
+    name = f"test.marker.{next(_markers)}"
+    await acall(name, BROADCAST)
+    for window in windows:
+        frame = await window.frame_or_close(timeout)
+        assert frame.get("signal") == name, f"expected nothing before the marker, got {frame}"
+        ping = f"marker-ping-{next(_markers)}"
+        await window.ws.send_json_to({"type": "ping", "id": ping})
+        pong = await window.frame_or_close(timeout)
+        assert pong == {"type": "pong", "id": ping}, f"expected the pong, got {pong}"
 
 
 async def connect_raw(headers: Any = None) -> WebsocketCommunicator:

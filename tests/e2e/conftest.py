@@ -13,14 +13,17 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
+from collections import deque
+from collections.abc import Callable
 from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,17 +36,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+def alive(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        raise RuntimeError(f"{process.args} exited with {process.returncode}")
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    def accepts() -> bool:
+        alive(process)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"port {port} did not open")
+            return False
+
+    wait_until(accepts, timeout, f"port {port} to accept connections")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -144,9 +151,30 @@ class Project:
         return Server(port, process)
 
     def runworker(self, *channels: str) -> subprocess.Popen:
+        """``runworker`` for ``channels``, returned once it listens on every one of them.
+
+        On the pub/sub layer a message sent to a channel nobody has subscribed yet is lost,
+        so the worker is ready when Redis counts a subscriber on each channel (PUBSUB
+        NUMSUB). The core layer keeps queued messages in Redis until the worker pops them:
+        a worker that is still starting only delays them.
+        """
         process = self.spawn(sys.executable, "manage.py", "runworker", *channels)
-        time.sleep(1.5)  # runworker has no readiness signal; give it time to subscribe
-        assert process.poll() is None
+        url = self.env.get("REDIS_URL")
+        assert url, "runworker needs REDIS_URL (the in-memory layer runs queues in-process)"
+        if self.env.get("REDIS_LAYER") != "core":
+            import redis
+
+            client = redis.Redis.from_url(url)
+
+            def subscribed() -> bool:
+                alive(process)
+                return all(count >= 1 for _name, count in client.pubsub_numsub(*channels))
+
+            try:
+                wait_until(subscribed, 30, f"runworker to subscribe to {channels}")
+            finally:
+                client.close()
+        alive(process)
         return process
 
     def close(self) -> None:
@@ -217,15 +245,17 @@ class Browserless:
 
 class WsWindow:
     """A websocket window. The sample page's windows are present in "chat", so presence
-    diffs come and go; they are skipped unless ``presence`` is set."""
+    diffs come and go; they are skipped unless ``presence`` is set. Frames that arrive while
+    :meth:`call` waits for its reply are kept for :meth:`receive`, never dropped."""
 
     def __init__(self, connection: Any, welcome: dict[str, Any], presence: bool = False) -> None:
         self.connection = connection
         self.welcome = welcome
         self.ids = 0
         self.presence = presence
+        self.pending: deque[dict[str, Any]] = deque()
 
-    async def receive(self, timeout: float = 5) -> dict[str, Any]:
+    async def _next(self, timeout: float) -> dict[str, Any]:
         import asyncio
 
         while True:
@@ -233,8 +263,36 @@ class WsWindow:
             if self.presence or frame.get("signal") != "fc.presence.diff":
                 return frame
 
+    async def receive(self, timeout: float = 5) -> dict[str, Any]:
+        if self.pending:
+            return self.pending.popleft()
+        return await self._next(timeout)
+
+    async def until(
+        self, is_marker: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ) -> list[dict[str, Any]]:
+        """Every frame before the first one ``is_marker`` accepts (which is consumed).
+
+        The positive way to say "nothing else arrived": send a marker on the same path after
+        the frames in question and read up to it. A socket receives in publish order.
+        """
+        import asyncio
+
+        frames = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"no marker within {timeout} s; frames before: {frames}")
+            frame = await self.receive(left)
+            if is_marker(frame):
+                return frames
+            frames.append(frame)
+
     async def signals(self, quiet: float = 0.5) -> list[dict[str, Any]]:
-        """Every frame that arrives until the socket has been quiet for ``quiet`` seconds."""
+        """Every frame that arrives until the socket has been quiet for ``quiet`` seconds.
+
+        A guessed quiet period: prefer :meth:`until` with a marker."""
 
         frames = []
         while True:
@@ -248,10 +306,15 @@ class WsWindow:
         await self.connection.send(
             json.dumps({"type": "call", "id": self.ids, "signal": signal, "kwargs": kwargs})
         )
-        while True:
-            frame = await self.receive()
-            if frame["type"] == "reply" and frame["id"] == self.ids:
-                return frame
+        held = []
+        try:
+            while True:
+                frame = await self._next(5)
+                if frame["type"] == "reply" and frame["id"] == self.ids:
+                    return frame
+                held.append(frame)
+        finally:
+            self.pending.extend(held)
 
     async def close(self) -> None:
         await self.connection.close()

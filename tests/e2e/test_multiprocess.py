@@ -1,6 +1,6 @@
 """Several processes sharing groups through a real Redis: daphne, manage.py, runworker."""
 
-import asyncio
+import itertools
 import json
 
 import pytest
@@ -31,13 +31,23 @@ async def test_command_in_another_process_reaches_windows_on_two_daphnes(redis, 
     b1 = await open_ws(bob)
     n1 = await open_ws(anonymous)
     windows = {"a1": a1, "a2": a2, "b1": b1, "n1": n1}
+    # Marks the end of each step: a broadcast sent (from daphne one) after the step's messages,
+    # so every window has received whatever the step sent it once the marker is in.
+    marker = await open_ws(anonymous, one)
+    markers = itertools.count()
+
+    async def received():
+        text = f"marker {next(markers)}"
+        assert (await marker.call("demo.chat", text=text))["ok"]
+        got = {}
+        for name, window in windows.items():
+            frames = await window.until(lambda f: f.get("kwargs", {}).get("text") == text)
+            got[name] = [f["kwargs"] for f in frames if f["type"] == "signal"]
+        return got
 
     async def run(*args):
         await sync_to_async(project.manage)("floorchannels_call", *args)
-        got = {}
-        for name, window in windows.items():
-            got[name] = [f["kwargs"] for f in await window.signals() if f["type"] == "signal"]
-        return got
+        return await received()
 
     everyone = await run("chat.message", "--broadcast", "--kwargs", json.dumps({"text": "to all"}))
     assert everyone == {name: [{"text": "to all"}] for name in windows}
@@ -53,10 +63,8 @@ async def test_command_in_another_process_reaches_windows_on_two_daphnes(redis, 
     # A browser call on one daphne broadcasts to windows on the other.
     reply = await b1.call("demo.chat", text="hello from bob")
     assert reply["ok"]
-    for window in windows.values():
-        frames = [f for f in await window.signals() if f["type"] == "signal"]
-        assert [f["kwargs"] for f in frames] == [{"author": "bob", "text": "hello from bob"}]
-    for window in windows.values():
+    assert await received() == {name: [{"author": "bob", "text": "hello from bob"}] for name in windows}
+    for window in [*windows.values(), marker]:
         await window.close()
 
 
@@ -86,4 +94,3 @@ async def test_sample_page_in_memory_mode_says_hello_and_answers(project_factory
     frames = [await window.receive() for _ in range(2)]
     assert [f["kwargs"]["done"] for f in frames] == [1, 2]
     await window.close()
-    await asyncio.sleep(0)

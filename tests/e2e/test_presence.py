@@ -17,6 +17,18 @@ async def online(window):
     return sorted((u["name"], len(u["windows"])) for u in reply["result"]["users"])
 
 
+async def joined(window, window_ids, timeout=15):
+    """Read ``window``'s frames until presence diffs have announced every one of ``window_ids``."""
+    waiting = set(window_ids)
+
+    def announces_the_last(frame):
+        if frame.get("signal") == "fc.presence.diff":
+            waiting.difference_update(entry["window"] for entry in frame["kwargs"]["joined"])
+        return not waiting
+
+    await window.until(announces_the_last, timeout)
+
+
 async def left_names(window, timeout):
     """The names in fc.presence.diff 'left' lists that arrive within ``timeout`` seconds."""
     names = []
@@ -40,7 +52,9 @@ async def test_presence_across_processes_and_a_crash(redis, project_factory):
     alice = await open_ws(Browserless(one).login("alice", "alice-demo-pass"), presence=True)
     bob = await open_ws(Browserless(two).login("bob", "bob-demo-pass"), presence=True)
     bob_tab2 = await open_ws(Browserless(two).login("bob", "bob-demo-pass"), presence=True)
-    await asyncio.sleep(0.3)
+    # A window that joins and leaves within one flush is never announced: wait until alice
+    # has been told of both of bob's windows (on the other process) before one leaves.
+    await joined(alice, {bob.welcome["window_id"], bob_tab2.welcome["window_id"]})
     assert await online(alice) == [("alice", 1), ("bob", 2)]
     assert await online(bob) == [("alice", 1), ("bob", 2)]
 

@@ -1,6 +1,7 @@
 """No event lost across reconnects: a chaos run with real daphne (restarted) and Redis."""
 
 import asyncio
+import itertools
 import json
 import random
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import pytest
 from asgiref.sync import sync_to_async
 
+from tests.conftest import await_until
 from tests.e2e.conftest import ROOT, Browserless, Redis
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +34,7 @@ class ChaosClient:
         self.connection = None
         self.connects = 0
         self.stopped = False
+        self.done = False  # saw the message published after the last tick
 
     async def run(self):
         from websockets.asyncio.client import connect
@@ -47,7 +50,7 @@ class ChaosClient:
                     self.handle(json.loads(text))
             except Exception:
                 pass
-            if not self.stopped:
+            if not self.stopped:  # a reconnect delay with jitter, as the JS client's backoff
                 await asyncio.sleep(random.uniform(0.05, 0.4))
 
     def handle(self, frame):
@@ -70,6 +73,8 @@ class ChaosClient:
             self.ids.add(frame["id"])
             if frame["signal"] == "load.tick":
                 self.numbers.append(frame["kwargs"]["i"])
+            elif frame["signal"] == "load.done":
+                self.done = True
         elif kind == "resync":
             self.resyncs.append(frame)
             if frame.get("g") and frame.get("seq"):
@@ -88,8 +93,9 @@ async def test_chaos_every_message_once_in_order_or_an_explicit_resync(project_f
         keys = [Browserless(server).page_key() for _ in range(CLIENTS)]
         clients = [ChaosClient(server, key) for key in keys]
         tasks = [asyncio.ensure_future(client.run()) for client in clients]
-        while sum(client.connects > 0 for client in clients) < CLIENTS:
-            await asyncio.sleep(0.1)
+        await await_until(
+            lambda: all(client.connects for client in clients), timeout=60, what="every client's welcome"
+        )
 
         publisher = subprocess.Popen(
             [sys.executable, "-m", "tests.e2e.publisher", str(MESSAGES), "0.004"],
@@ -102,7 +108,7 @@ async def test_chaos_every_message_once_in_order_or_an_explicit_resync(project_f
         drops, restarted = 0, False
         started = asyncio.get_running_loop().time()
         while not finished.done():
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the chaos' pace: a dropped connection every 50 ms
             await random.choice(clients).drop()
             drops += 1
             if not restarted and asyncio.get_running_loop().time() - started > 3:
@@ -113,8 +119,12 @@ async def test_chaos_every_message_once_in_order_or_an_explicit_resync(project_f
         out, _ = await finished
         published = json.loads(out.strip().splitlines()[-1])
         assert not published["failed"]
-        # Let every client reconnect and catch up, then stop them.
-        await asyncio.sleep(5)
+        # Every client reconnects and catches up: a last broadcast, published after every tick
+        # in the same group, reaches each client after the ticks it replays or receives.
+        await sync_to_async(project.manage)("floorchannels_call", "load.done", "--broadcast")
+        await await_until(
+            lambda: all(client.done for client in clients), timeout=60, what="every client to catch up"
+        )
         for client in clients:
             client.stopped = True
             await client.drop()
@@ -146,12 +156,13 @@ async def test_chaos_every_message_once_in_order_or_an_explicit_resync(project_f
 async def test_history_lost_with_redis_means_an_epoch_resync(project_factory):
     """Redis restarted without persistence: the history is gone, and the client is told."""
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     redis = Redis()
     try:
         project = project_factory(redis.url)
         server = project.daphne()
-        key = Browserless(server).page_key()
+        key, probe_key = Browserless(server).page_key(), Browserless(server).page_key()
 
         async def recv(connection, timeout=5):
             while True:  # the sample page's windows are present in "chat": skip those diffs
@@ -159,13 +170,39 @@ async def test_history_lost_with_redis_means_an_epoch_resync(project_factory):
                 if frame.get("signal") != "fc.presence.diff":
                     return frame
 
-        async def hello(resume=None):
+        async def hello(resume=None, window_key=key):
             connection = await connect(server.ws)
-            frame = {"type": "hello", "window_key": key, "protocol": 1}
+            frame = {"type": "hello", "window_key": window_key, "protocol": 1}
             if resume:
                 frame["resume"] = resume
             await connection.send(json.dumps(frame))
             return connection, await recv(connection)
+
+        async def chat(connection, text):
+            """Broadcast ``text`` from this window; the frames before it comes back."""
+            call = {"type": "call", "id": text, "signal": "demo.chat", "kwargs": {"text": text}}
+            await connection.send(json.dumps(call))
+            frames = []
+            while (frame := await recv(connection)).get("kwargs", {}).get("text") != text:
+                assert not (frame["type"] == "reply" and not frame["ok"]), frame
+                frames.append(frame)
+            return frames
+
+        probes = itertools.count()
+
+        async def broadcasts_come_back():
+            """The server publishes and its hub, subscribed again, delivers."""
+            try:
+                connection, welcome = await hello(window_key=probe_key)
+                try:
+                    return (
+                        welcome["type"] == "welcome"
+                        and await chat(connection, f"probe {next(probes)}") is not None
+                    )
+                finally:
+                    await connection.close()
+            except (OSError, TimeoutError, ConnectionClosed, AssertionError):
+                return False
 
         connection, welcome = await hello()
         await sync_to_async(project.manage)("floorchannels_call", "before", "--broadcast")
@@ -174,16 +211,12 @@ async def test_history_lost_with_redis_means_an_epoch_resync(project_factory):
 
         redis.stop()
         redis.start()
-        await asyncio.sleep(2)  # the hub notices, re-adds its memberships
+        await await_until(broadcasts_come_back, timeout=30, what="the server to publish and deliver again")
         await sync_to_async(project.manage)("floorchannels_call", "after", "--broadcast")
         connection, welcome = await hello({"e": seen["e"], "seqs": {seen["g"]: seen["seq"]}})
         assert welcome["e"] != seen["e"]
-        frames = []
-        while True:
-            try:
-                frames.append(await recv(connection, 1))
-            except TimeoutError:
-                break
+        # A live broadcast sent after the hello comes after whatever the resume sends.
+        frames = await chat(connection, "end of the resume")
         resyncs = [f for f in frames if f["type"] == "resync"]
         assert [(f["reason"], f["g"]) for f in resyncs] == [("epoch", seen["g"])]
         assert resyncs[0]["e"] == welcome["e"]

@@ -16,6 +16,14 @@ from floorchannels import (
 #: What queued handlers ran, for the tests to read.
 ran: list = []
 
+#: Events the tests open and wait on (see ``t.gate``); cleared before every test.
+gates: dict[str, asyncio.Event] = {}
+
+
+def gate(name: str) -> asyncio.Event:
+    """The event called ``name``, created on first use (in the running test's loop)."""
+    return gates.setdefault(name, asyncio.Event())
+
 
 @signal("t.echo", is_allowed_to=everyone)
 def echo(window, **kwargs):
@@ -71,6 +79,15 @@ def boom(window):
 @signal("t.slow", is_allowed_to=everyone)
 async def slow(window, seconds: float = 5):
     await asyncio.sleep(seconds)
+    return "done"
+
+
+@signal("t.gate", is_allowed_to=everyone)
+async def gated(window, name: str = "default"):
+    """Busy until the test opens gate ``name``: a slow handler whose duration the test decides
+    (no guessed sleep). Sets ``<name>.entered`` first, so the test knows it is running."""
+    gate(f"{name}.entered").set()
+    await gate(name).wait()
     return "done"
 
 
