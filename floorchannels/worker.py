@@ -14,8 +14,9 @@ from typing import Any
 
 from channels.consumer import AsyncConsumer
 
-from . import metrics
+from . import messages, metrics
 from .registry import registry
+from .tasks import spawn
 from .windows import WindowInfo
 
 logger = logging.getLogger("floorchannels.worker")
@@ -56,14 +57,24 @@ class SignalWorker(AsyncConsumer):
     does not hold up those behind it.
     """
 
+    async def dispatch(self, message: Any) -> None:
+        # Channels raises for a message type with no method, which ends this consumer:
+        # a message this release cannot use is skipped instead (see floorchannels.messages).
+        try:
+            if messages.check(message) is not messages.RUN:
+                raise messages.InvalidMessage(message["type"], "not for a worker")
+        except messages.InvalidMessage as invalid:
+            messages.skip(invalid, f"worker channel {self.scope.get('channel', '?')}")
+            return
+        await super().dispatch(message)
+
     async def fc_run(self, message: dict[str, Any]) -> None:
         eta = message.get("eta")
         if eta is not None and eta > time.time():
-            task = asyncio.ensure_future(run_queued(message))
-            _delayed.add(task)
-            task.add_done_callback(_delayed.discard)
+            spawn(run_queued(message), f"delayed signal {message['signal']}", _delayed)
         else:
             await run_queued(message)
 
 
+#: Delayed calls waiting for their eta in this worker.
 _delayed: set[asyncio.Future[Any]] = set()
