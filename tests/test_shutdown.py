@@ -1,0 +1,88 @@
+"""floorchannels.shutdown: SIGTERM closes windows with 4503, then reaches the server's handler.
+
+Each scenario runs in a process of its own (tests/shutdown_probe.py), which sends SIGTERM to
+itself; the servers themselves are covered end to end in tests/e2e/test_shutdown.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from floorchannels import shutdown
+from tests.e2e.conftest import ROOT
+
+
+def run(scenario: str) -> tuple[list[str], int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.shutdown_probe", scenario],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return result.stdout.splitlines(), result.returncode, result.stderr
+
+
+@pytest.mark.parametrize("scenario", ["signal", "loop"])
+def test_windows_are_closed_then_the_servers_handler_runs(scenario):
+    lines, code, errors = run(scenario)
+    assert code == 0, errors
+    assert lines[:3] == ["installed ours", "closed 4503", "server"], (lines, errors)
+    if scenario == "loop":
+        # The loop's handler was put back: a later SIGTERM goes straight to the server.
+        assert "restored True ('loop-arg',)" in lines
+    assert lines[-1] == "exit"
+    assert "going away before stopping" in errors
+
+
+def test_with_the_default_action_the_process_still_ends_by_sigterm():
+    lines, code, errors = run("default")
+    assert lines == ["installed ours", "closed 4503"], (lines, errors)
+    assert code == -signal.SIGTERM
+
+
+def test_an_ignored_sigterm_stays_ignored():
+    lines, code, errors = run("ignore")
+    assert code == 0, errors
+    assert lines == ["installed unchanged", "exit"], (lines, errors)
+
+
+def test_nothing_is_installed_when_graceful_shutdown_is_off():
+    lines, code, errors = run("off")
+    assert code == 0, errors
+    assert lines == ["installed unchanged", "server", "exit"], (lines, errors)
+
+
+def test_a_second_sigterm_does_not_wait_for_the_grace_period():
+    lines, code, errors = run("twice")  # SHUTDOWN_GRACE is 30 s there
+    assert code == 0, errors
+    assert lines == ["installed ours", "closed 4503", "server", "exit"], (lines, errors)
+
+
+def test_a_handler_held_by_another_loop_is_left_alone_with_a_warning():
+    lines, code, errors = run("foreign")
+    assert code == 0, errors
+    assert lines == ["installed unchanged", "exit"], (lines, errors)
+    assert "cannot be chained" in errors
+
+
+async def test_the_loops_signal_table_is_readable():
+    """shutdown reads asyncio's private ``loop._signal_handlers``: fail if that changes."""
+    loop = asyncio.get_running_loop()
+
+    def handler(*args):
+        pass
+
+    assert shutdown._loop_handler(loop, signal.SIGUSR2) is None
+    loop.add_signal_handler(signal.SIGUSR2, handler, 1, "two")
+    try:
+        assert shutdown._loop_handler(loop, signal.SIGUSR2) == (handler, (1, "two"))
+        assert shutdown._is_loop_placeholder(signal.getsignal(signal.SIGUSR2))
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR2)
+    assert shutdown._loop_handler(object(), signal.SIGUSR2) is shutdown.UNREADABLE
