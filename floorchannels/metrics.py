@@ -10,7 +10,9 @@ Names (all counters unless said): ``connections``, ``disconnections``, ``connect
 ``key_refused``, ``origin``, ``bad_hello``, ``hello_timeout``, ``too_large``),
 ``rate_limited``, ``dropped``, ``expired``, ``publish_errors``, ``layer_failures``,
 ``layer_receive_errors``, ``revoked_windows``, ``send_errors``, ``queued_ok``,
-``queued_error``, ``resource_events_<action>``.
+``queued_error``, ``resource_events_<action>``, ``slow_clients_closed``, ``requests_refused``,
+``layer_messages_invalid``, ``hub_errors``, ``hub_start_failures``, ``task_crashes``,
+``task_restarts`` (docs/operations.md says what each means).
 """
 
 from __future__ import annotations
