@@ -1,0 +1,139 @@
+"""A client that stops reading cannot hurt anyone else, under every supported server.
+
+A raw TCP client completes hello, then never reads again (with a small receive buffer, so
+what it leaves unread stays on the server's side), while the server broadcasts 20,000 messages
+of 1 KiB. The other windows must get every message; the stalled window must be closed with
+4507 (or dropped once closed); and the server's memory must grow by no more than what
+``MAX_BUFFERED_BYTES`` allows it to hold for that socket, plus a fixed allowance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from tests.e2e.asgi_servers import AsgiServer, RawWindow
+
+pytestmark = pytest.mark.e2e
+
+COUNT = 20_000
+SIZE = 1024
+MAX_BUFFERED = 256 * 1024  # MAX_BUFFERED_BYTES of the server (tests/e2e/slow_settings.py)
+#: What a stalled socket may cost the server: its outbox (MAX_BUFFERED_BYTES of text, plus
+#: Python's per-string overhead: under 10 % at 1 KiB frames), what the server buffers before
+#: its send waits or its producer is paused (64 KiB in twisted and asyncio transports; a
+#: frame in flight), and an allowance for the allocator's noise after the warm-up burst.
+#: Without the bound the socket held all 20 MiB the burst sent it.
+BOUND = int(MAX_BUFFERED * 1.1) + 256 * 1024 + 4 * 1024 * 1024
+DEADLINE = 25  # seconds for the readers to get a whole burst
+
+
+class Reader:
+    """A window that reads everything, counting the burst's messages."""
+
+    def __init__(self) -> None:
+        self.got = 0
+        self.last = -1
+        self.task: asyncio.Task | None = None
+
+    async def open(self, server: AsgiServer) -> None:
+        from websockets.asyncio.client import connect
+
+        key = await sync_to_async(server.get)("/key")
+        self.connection = await connect(server.ws, max_size=None)
+        await self.connection.send(json.dumps({"type": "hello", "window_key": key, "protocol": 1}))
+        assert json.loads(await self.connection.recv())["type"] == "welcome"
+        self.task = asyncio.ensure_future(self.read())
+
+    async def read(self) -> None:
+        async for text in self.connection:
+            if '"slow.tick"' in text:
+                frame = json.loads(text)
+                self.got += 1
+                self.last = frame["kwargs"]["i"]
+
+    async def until(self, count: int, deadline: float) -> None:
+        while self.got < count:
+            assert not self.task.done(), f"the reader's socket closed: {self.task.exception()!r}"
+            assert time.monotonic() < deadline, f"got {self.got} of {count} messages"
+            await asyncio.sleep(0.05)
+
+
+class Peak:
+    """The server's resident memory, sampled until stopped (a thread: the loop is busy)."""
+
+    def __init__(self, server: AsgiServer) -> None:
+        self.server = server
+        self.peak = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        while not self.done.wait(0.1):
+            try:
+                self.peak = max(self.peak, self.server.get("/stats", timeout=5)["rss_kib"] * 1024)
+            except OSError:
+                pass  # a busy server: the next sample
+
+    def stop(self) -> int:
+        self.done.set()
+        self.thread.join()
+        return max(self.peak, self.server.get("/stats")["rss_kib"] * 1024)
+
+
+async def burst(server: AsgiServer, readers: list[Reader], count: int) -> None:
+    published = asyncio.ensure_future(sync_to_async(server.post)(f"/broadcast?count={COUNT}&size={SIZE}"))
+    deadline = time.monotonic() + DEADLINE
+    for reader in readers:
+        await reader.until(count, deadline)
+    assert (await published)["published"] == COUNT
+    assert [reader.last for reader in readers] == [COUNT - 1] * len(readers)
+
+
+@pytest.mark.parametrize("name", ["daphne", "uvicorn", "uvicorn-wsproto", "uvicorn-sansio", "granian"])
+async def test_a_client_that_stops_reading_hurts_no_one(name, tmp_path):
+    server = await sync_to_async(AsgiServer)(name, tmp_path, {"SLOW_MAX_BUFFERED_BYTES": str(MAX_BUFFERED)})
+    readers = [Reader(), Reader()]
+    stalled = None
+    try:
+        for reader in readers:
+            await reader.open(server)
+        # A first burst with readers only, so the memory measured next is the stalled
+        # socket's and not the allocator warming up to a burst.
+        await burst(server, readers, COUNT)
+        key = await sync_to_async(server.get)("/key")
+        stalled = await sync_to_async(RawWindow)(server.port, key)
+        before = (await sync_to_async(server.get)("/stats"))["rss_kib"] * 1024
+        peak = Peak(server)
+        started = time.monotonic()
+        try:
+            await burst(server, readers, 2 * COUNT)
+        finally:
+            after = await sync_to_async(peak.stop)()
+        seconds = time.monotonic() - started
+        stats = await sync_to_async(server.get)("/stats")
+        growth = after - before
+        print(
+            f"{name}: readers got {[r.got - COUNT for r in readers]} of {COUNT} in {seconds:.1f} s; RSS +{growth / 2**20:.1f} MiB"
+        )
+        assert stats["metrics"].get("slow_clients_closed") == 1, stats["metrics"]
+        assert growth <= BOUND, f"RSS grew by {growth / 2**20:.1f} MiB with a stalled socket"
+        # What the stalled client finds once it reads again: part of the burst, then the
+        # close (4507), or the connection dropped once closed.
+        frames, code = await sync_to_async(stalled.drain)()
+        assert frames < COUNT and code in (4507, None), (frames, code)
+        assert "with 4507" in server.output()
+    finally:
+        for reader in readers:
+            if reader.task is not None:
+                reader.task.cancel()
+                await reader.connection.close()
+        if stalled is not None:
+            stalled.close()
+        server.close()
