@@ -61,3 +61,17 @@ async def test_errors_and_cancellation_reach_the_waiting_send():
 
     with pytest.raises(ConnectionResetError):
         await sending.start(fails())
+
+
+async def test_a_send_that_only_yields_a_loop_turn_is_finished_too():
+    """asyncio.sleep(0) suspends by yielding None: that is still a suspension."""
+    done = []
+
+    async def send():
+        await asyncio.sleep(0)
+        done.append(True)
+
+    rest = sending.start(send())
+    assert rest is not None and done == []
+    await rest
+    assert done == [True]
