@@ -23,6 +23,7 @@ from .layers import channel_layer, group_send
 from .registry import Handler, registry
 from .syncloop import run_sync
 from .targets import SERVER, groups_for
+from .topics import _PREFIX_USER, _PREFIX_WINDOW, BROADCAST_GROUP
 from .windows import WindowInfo
 
 
@@ -64,12 +65,14 @@ class UnsendableSignal(ValueError):
 
 
 #: Most characters the history's position fields add to a frame: ``g`` (12), ``seq`` (a
-#: counter and "-0") and ``e`` (an epoch; the consumer reads at most 64 characters of it).
-_POSITION_FIELDS = len(',"g":"","seq":"-0","e":""') + 12 + 20 + 64
+#: counter and "-0") and ``e`` (an epoch; the consumer reads at most 64 characters of it);
+#: then ``o`` and, per other group, ``"<alias>":"<counter>-0",``.
+_POSITION_FIELDS = len(',"g":"","seq":"-0","e":""') + 12 + 20 + 64 + len(',"o":{}')
+_OTHER_POSITION = 12 + 20 + len('"":"-0",')
 
 
 def _encode_signal(
-    name: str, message_id: str, kwargs: dict[str, Any], *, to_browsers: bool, positioned: bool
+    name: str, message_id: str, kwargs: dict[str, Any], *, to_browsers: bool, positions: int
 ) -> str:
     """The signal frame, checked against what the wire carries (see :class:`UnsendableSignal`)."""
     try:
@@ -83,8 +86,8 @@ def _encode_signal(
         return frame
     limit = fc_settings.MAX_MESSAGE_SIZE
     size = len(frame) if frame.isascii() else len(frame.encode())
-    if positioned:
-        size += _POSITION_FIELDS
+    if positions:
+        size += _POSITION_FIELDS + (positions - 1) * _OTHER_POSITION
     if size > limit:
         raise UnsendableSignal(
             f"Signal {name!r} cannot be sent: its frame is {size:,} bytes, over MAX_MESSAGE_SIZE "
@@ -143,7 +146,7 @@ class Publication:
                 self.id,
                 self.kwargs,
                 to_browsers=bool(self.groups),
-                positioned=self.eta is None and get_history() is not None,
+                positions=len(self.groups) if self.eta is None and get_history() is not None else 0,
             )
 
     def group_message(self) -> dict[str, Any]:
@@ -155,17 +158,53 @@ class Publication:
         """Everything that crosses the channel layer: worker queues, then groups."""
         for queue in dict.fromkeys(handler.queue for handler in self.queued):
             await enqueue(queue, self.name, self.window, self.kwargs, self.id, self.eta, self.expires)
-        if self.groups:
-            layer = channel_layer()
-            message = self.group_message()
-            # Delayed messages stay out of the history: a replay must not deliver them early.
-            history = get_history() if self.eta is None else None
-            for group in self.groups:
-                frame = message["frame"]
-                if history is not None:
-                    epoch, seq = await history.append(group, self.id, frame)
-                    frame = with_position(frame, alias(group), seq, epoch)
-                await group_send(layer, group, dict(message, group=group, frame=frame))
+        if not self.groups:
+            return
+        layer = channel_layer()
+        message = self.group_message()
+        groups = _send_order(self.groups)
+        # Delayed messages stay out of the history: a replay must not deliver them early.
+        history = get_history() if self.eta is None else None
+        positions: dict[str, tuple[str, int]] = {}
+        if history is not None:
+            for group in groups:
+                positions[group] = await history.append(group, self.id, self.frame)
+        for index, group in enumerate(groups):
+            frame = self.frame
+            if group in positions:
+                epoch, seq = positions[group]
+                frame = with_position(frame, alias(group), seq, epoch, _later(groups[index + 1 :], positions))
+            await group_send(layer, group, dict(message, group=group, frame=frame))
+
+
+def _private(group: str) -> bool:
+    return group.startswith((_PREFIX_WINDOW, _PREFIX_USER))
+
+
+def _send_order(groups: list[str]) -> list[str]:
+    """Window and user groups first, then topics, BROADCAST last.
+
+    A window in several of a message's groups gets it once, through the first copy to
+    reach its process (see the hub), and so never sees the message's place in its other
+    groups. Each copy therefore lists the message's place in the groups sent after it
+    (``o``, see :func:`_later`), so the client's gap detection does not mistake those for
+    lost messages. Sent in this order, the copy a window gets first, from the earliest
+    of its groups, lists all its other ones.
+    """
+    return sorted(
+        groups,
+        key=lambda g: (
+            0 if g.startswith(_PREFIX_WINDOW) else 1 if _private(g) else 3 if g == BROADCAST_GROUP else 2
+        ),
+    )
+
+
+def _later(groups: list[str], positions: dict[str, tuple[str, int]]) -> dict[str, int]:
+    """The positions a copy lists: of the groups sent after it, never a window's or a
+    user's (a copy can reach windows of other users, who must not learn how many messages
+    someone else's groups had). A window also in a user group it was not told about
+    (``[WINDOW, USER]`` in one call) resumes to fill that gap."""
+    return {alias(g): positions[g][1] for g in groups if g in positions and not _private(g)}
 
 
 async def enqueue(

@@ -45,9 +45,15 @@ def alias(group: str) -> str:
     return hashlib.sha256(group.encode()).hexdigest()[:12]
 
 
-def with_position(frame: str, group_alias: str, seq: int, epoch: str) -> str:
-    """Add ``g``, ``seq`` and ``e`` to an encoded frame without encoding it again."""
-    return f'{frame[:-1]},"g":"{group_alias}","seq":"{seq}-0","e":"{epoch}"}}'
+def with_position(
+    frame: str, group_alias: str, seq: int, epoch: str, others: dict[str, int] | None = None
+) -> str:
+    """Add ``g``, ``seq`` and ``e`` to an encoded frame without encoding it again; and
+    ``o``, the message's positions in ``others`` (aliases to seqs), when there are any."""
+    extra = ""
+    if others:
+        extra = ',"o":{' + ",".join(f'"{a}":"{s}-0"' for a, s in others.items()) + "}"
+    return f'{frame[:-1]},"g":"{group_alias}","seq":"{seq}-0","e":"{epoch}"{extra}}}'
 
 
 def parse_seq(value: Any) -> int | None:

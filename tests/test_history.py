@@ -7,9 +7,9 @@ import random
 import pytest
 from django.test import override_settings
 
-from floorchannels import BROADCAST, WINDOW, acall, history, metrics
+from floorchannels import BROADCAST, USER, WINDOW, acall, history, metrics
 from floorchannels.history import alias
-from floorchannels.topics import BROADCAST_GROUP, group_for_topic
+from floorchannels.topics import BROADCAST_GROUP, group_for_topic, window_group
 from floorchannels.windows import load_key
 from tests.conftest import Window, connect_raw, make_key
 
@@ -268,3 +268,29 @@ async def test_bounded_memory_history_replays_exactly_or_resyncs():
                         continue
                     assert [e.seq for e in answer] == [s for s in seqs if s > seen], (name, seen)
                     assert not answer or answer[-1].seq == now[name]
+
+
+# A message sent to several groups ---------------------------------------------------------
+
+
+async def test_a_copy_lists_the_messages_place_in_the_groups_sent_after_it_never_private_ones():
+    key = make_key(topics=["room"])
+    inside, outside = await hello(key), await hello(make_key())
+    await acall("m", ["room", BROADCAST], kwargs={"n": 1})
+    got = await inside.receive()
+    assert got["g"] == alias(group_for_topic("room"))  # topics go before BROADCAST
+    assert got["o"] == {alias(BROADCAST_GROUP): got["o"][alias(BROADCAST_GROUP)]}
+    broadcast_seq = got["o"][alias(BROADCAST_GROUP)]
+    plain = await outside.receive()
+    assert (plain["g"], plain["seq"], "o" in plain) == (alias(BROADCAST_GROUP), broadcast_seq, False)
+
+    # A window's and a user's groups go first, and no copy names them.
+    await acall("m", [USER(42), "room", BROADCAST, WINDOW], window=load_key(key), kwargs={"n": 2})
+    got = await inside.receive()
+    assert got["g"] == alias(window_group(load_key(key).window_id))
+    assert set(got["o"]) == {alias(group_for_topic("room")), alias(BROADCAST_GROUP)}
+    plain = await outside.receive()
+    assert "o" not in plain and plain["g"] == alias(BROADCAST_GROUP)
+    assert await inside.nothing() and await outside.nothing()
+    await inside.close()
+    await outside.close()

@@ -13,10 +13,11 @@
  * feeds them the socket's lifecycle: sent after each `welcome`, forgotten when
  * the socket drops, dropped for good on close.
  *
- * Recovery (`recovery.ts`): the client remembers the last `seq` of each group
- * and the history epoch from `signal` frames, sends them as `resume` in the
- * `hello` of every reconnect, runs handlers once per message id, and turns
- * `resync` frames into a `resync` event.
+ * Recovery (`recovery.ts`): the client remembers the last contiguous `seq` of
+ * each group and the history epoch from `signal` frames, sends them as `resume`
+ * in the `hello` of every reconnect, runs handlers once per message id, and turns
+ * `resync` frames into a `resync` event. A gap in a group's seqs still open after
+ * `gapTimeout` ms makes it reconnect, so the server replays what is missing.
  */
 
 import { Backoff } from "./backoff";
@@ -75,6 +76,12 @@ export interface ClientOptions {
   heartbeatTimeout?: number;
   /** Ms from opening the socket to `welcome` before giving up on this attempt (default 10000). */
   connectTimeout?: number;
+  /**
+   * Ms a gap in a group's seqs may stay open (a later message came first: the missing
+   * one may still be on its way) before the client reconnects to have it replayed
+   * (default 2000).
+   */
+  gapTimeout?: number;
   /** Default timeout of a call in ms, buffering included (default 30000; 0 = none). */
   callTimeout?: number;
   /** How many calls may wait while offline (default 100). */
@@ -202,6 +209,7 @@ export class Client extends EventTarget {
   private readonly defaultHeartbeat: number;
   private readonly heartbeatTimeoutOption: number | undefined;
   private readonly connectTimeout: number;
+  private readonly gapTimeout: number;
   private readonly callTimeout: number;
   private readonly bufferSize: number;
 
@@ -228,6 +236,7 @@ export class Client extends EventTarget {
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private deadTimer: ReturnType<typeof setTimeout> | undefined;
+  private gapTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ClientOptions) {
     super();
@@ -244,6 +253,7 @@ export class Client extends EventTarget {
     this.defaultHeartbeat = options.heartbeat ?? 25;
     this.heartbeatTimeoutOption = options.heartbeatTimeout;
     this.connectTimeout = options.connectTimeout ?? 10000;
+    this.gapTimeout = options.gapTimeout ?? 2000;
     this.callTimeout = options.callTimeout ?? 30000;
     this.bufferSize = options.bufferSize ?? 100;
     globalThis.addEventListener?.("online", this.onOnline);
@@ -435,7 +445,8 @@ export class Client extends EventTarget {
     clearTimeout(this.connectTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.deadTimer);
-    this.connectTimer = this.pingTimer = this.deadTimer = undefined;
+    clearTimeout(this.gapTimer);
+    this.connectTimer = this.pingTimer = this.deadTimer = this.gapTimer = undefined;
   }
 
   private shutdown(by: "client" | number, reason = ""): void {
@@ -486,7 +497,9 @@ export class Client extends EventTarget {
         if (frame.subscription !== undefined && typeof frame.action === "string") this.subscriptions.event(frame as EventFrame);
         break;
       case "signal":
-        if (typeof frame.signal === "string" && this.recovery.signal(frame)) this.dispatchSignal(frame as SignalFrame);
+        if (typeof frame.signal !== "string") break;
+        if (this.recovery.signal(frame)) this.dispatchSignal(frame as SignalFrame);
+        this.watchGaps();
         break;
       case "resync":
         this.resynced(frame);
@@ -516,6 +529,7 @@ export class Client extends EventTarget {
     this.windowId = frame.window_id;
     this.welcomedBefore = true;
     this.recovery.positions((frame as any).e, (frame as any).seqs);
+    this.watchGaps();
     if (typeof frame.key_expires === "number") this.keyExpires = frame.key_expires;
     this.backoff.reset();
     this.startHeartbeat(typeof frame.heartbeat === "number" && frame.heartbeat > 0 ? frame.heartbeat : this.defaultHeartbeat);
@@ -538,10 +552,43 @@ export class Client extends EventTarget {
   private resynced(frame: any): void {
     const group = typeof frame.g === "string" && frame.g ? frame.g : null;
     this.recovery.resynced(group, frame.seq, frame.e);
+    this.watchGaps();
     const detail: ResyncDetail = { reason: String(frame.reason ?? ""), group };
     if (typeof frame.since === "number") detail.since = frame.since;
     if (typeof frame.at === "number") detail.at = frame.at;
+    if (typeof frame.resource === "string") detail.resource = frame.resource;
     this.emit("resync", detail);
+  }
+
+  // ---- gaps in a group's seqs --------------------------------------------
+
+  /** Have a timer run at the deadline of the oldest open gap (none when no gap is open). */
+  private watchGaps(): void {
+    const oldest = this.recovery.oldestGap();
+    if (oldest === undefined) {
+      clearTimeout(this.gapTimer);
+      this.gapTimer = undefined;
+    } else if (this.gapTimer === undefined && this.ws !== null) {
+      const wait = Math.max(0, oldest + this.gapTimeout - Date.now());
+      this.gapTimer = setTimeout(() => this.gapDeadline(), wait);
+    }
+  }
+
+  /**
+   * A gap outlived its deadline: reconnect, so `resume` (from the last contiguous seq)
+   * has the server replay what is missing, or say `resync`. A gap that a reconnect did
+   * not fill either is reported as a `resync` event (reason `gap`).
+   */
+  private gapDeadline(): void {
+    this.gapTimer = undefined;
+    if (this.state !== "open") return; // the next welcome watches the gaps again
+    const { reconnect, abandoned } = this.recovery.overdue(Date.now() - this.gapTimeout);
+    for (const group of abandoned) this.emit("resync", { reason: "gap", group });
+    if (reconnect && this.state === "open") {
+      this.drop("a gap in the messages of a group");
+      return;
+    }
+    this.watchGaps();
   }
 
   private replied(frame: any): void {

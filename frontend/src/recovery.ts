@@ -3,20 +3,32 @@
  * remembers of the `signal` frames it saw, so that it can ask for the ones it
  * missed and never run handlers twice for one message.
  *
- * - per group alias `g`, the greatest `seq` seen, with the history epoch `e`
- *   (a new epoch forgets every seq: they mean nothing in the new history);
- * - the `resume` object of the next `hello`: `{e, seqs: {alias: seq}}`;
+ * - per group alias `g`, the last *contiguous* `seq` (seqs are `"N-0"`; `"N-0"`
+ *   continues a group standing at `"M-0"` when N == M + 1), with the history
+ *   epoch `e` (a new epoch forgets every seq: they mean nothing in the new
+ *   history). A frame beyond it opens a gap: the
+ *   frames after the gap are handled at once, late frames closing it are still
+ *   handled (by id, once), and a gap still open after a deadline makes the client
+ *   reconnect and resume from the contiguous position, so the server replays what
+ *   is missing (or answers `resync`). A message sent to several groups reaches a
+ *   window once; its `o` field lists its positions in the other groups;
+ * - the `resume` object of the next `hello`: `{e, seqs: {alias: seq}}`, the
+ *   contiguous positions;
  * - the last 1,000 message ids handled (a replay may offer a message again
  *   through another group);
  * - `resync`: history cannot fill the gap, so the group's seq is dropped.
  */
 
-/** Why the server sent `resync`. */
-export type ResyncReason = "layer_outage" | "history" | "epoch";
+/**
+ * Why messages may be lost: the server's `resync` reasons (`layer_outage`, `history`,
+ * `epoch`, `overloaded`), or `gap`: a gap in a group's seqs stayed open after a
+ * reconnect meant to fill it (the client gave up waiting for it).
+ */
+export type ResyncReason = "layer_outage" | "history" | "epoch" | "overloaded" | "gap";
 
 /** `detail` of the client's `resync` event. */
 export interface ResyncDetail {
-  /** `layer_outage`, `history` or `epoch` (kept as sent if the server names a newer one). */
+  /** See `ResyncReason` (kept as sent if the server names a newer one). */
   reason: ResyncReason | (string & {});
   /** The group alias the gap is in; `null`: every group. */
   group: string | null;
@@ -24,6 +36,8 @@ export interface ResyncDetail {
   since?: number;
   /** `layer_outage`: Unix seconds when delivery worked again. */
   at?: number;
+  /** `overloaded`: the live resource whose events were dropped. */
+  resource?: string;
 }
 
 /** The `resume` field of `hello`. */
@@ -34,6 +48,11 @@ export interface ResumeState {
 
 /** How many message ids are remembered for deduplication. */
 export const RECENT_IDS = 1000;
+/**
+ * Seqs past a gap after which the gap is overdue at once (the client reconnects without
+ * waiting); one group remembers at most twice as many.
+ */
+export const MAX_AHEAD = 1000;
 
 const SEQ = /^(\d+)(?:-(\d+))?$/;
 
@@ -66,23 +85,49 @@ export function compareSeq(a: string, b: string): number {
   return compareDigits(pa[0], pb[0]) || compareDigits(pa[1], pb[1]);
 }
 
+/** The counter of a `"N-0"` seq, for contiguity; `null` for any other form (no gap detection). */
+function counter(seq: string): bigint | null {
+  const parts = seqParts(seq);
+  return parts && parts[1] === "0" ? BigInt(parts[0]) : null;
+}
+
+/** A gap in one group: what arrived past it, and when it opened. */
+interface Gap {
+  ahead: Set<bigint>;
+  openedAt: number;
+  /** A reconnect was made to fill it: if it is still open at the deadline, give up. */
+  retried: boolean;
+}
+
 /** The recovery bookkeeping of one client. */
 export class Recovery {
   /** The history epoch of the stored seqs. */
   private epoch: string | number | undefined;
-  /** Group alias → greatest seq seen. */
+  /** Group alias → last contiguous seq. */
   private readonly seqs = new Map<string, string>();
+  /** Group alias → its open gap. */
+  private readonly gaps = new Map<string, Gap>();
   /** Message ids handled, oldest first (a Set iterates in insertion order). */
   private readonly ids = new Set<string>();
 
-  constructor(private readonly maxIds = RECENT_IDS) {}
+  constructor(
+    private readonly maxIds = RECENT_IDS,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /**
-   * Note a `signal` frame: its `g`/`seq`/`e`, and its `id`. Returns false when
-   * the id was handled already (its handlers must not run again).
+   * Note a `signal` frame: its `g`/`seq`/`e` (and `o`, its positions in other groups),
+   * and its `id`. Returns false when the id was handled already (its handlers must not
+   * run again).
    */
-  signal(frame: { g?: unknown; seq?: unknown; e?: unknown; id?: unknown }): boolean {
-    this.track(frame.g, frame.seq, frame.e);
+  signal(frame: { g?: unknown; seq?: unknown; e?: unknown; o?: unknown; id?: unknown }): boolean {
+    if (this.sameEpoch(frame.e)) {
+      this.track(frame.g, frame.seq, true);
+      if (frame.o && typeof frame.o === "object") {
+        // Only groups this window is in: their positions came with welcome.
+        for (const [g, seq] of Object.entries(frame.o as Record<string, unknown>)) this.track(g, seq, false);
+      }
+    }
     if (frame.id === undefined || frame.id === null) return true;
     const id = String(frame.id);
     if (this.ids.has(id)) return false;
@@ -99,6 +144,7 @@ export class Recovery {
   resynced(g: string | null | undefined, seq?: unknown, e?: unknown): void {
     if (g === undefined || g === null) return;
     this.seqs.delete(g);
+    this.gaps.delete(g);
     if (e !== undefined && e !== this.epoch) return; // a new epoch arrives with its positions
     if (typeof seq === "string" && seqParts(seq)) this.seqs.set(g, seq);
   }
@@ -106,17 +152,17 @@ export class Recovery {
   /**
    * The `welcome` frame's positions: where each of the window's groups stands. Groups
    * this client has seen nothing of start from there, so a drop before their first
-   * message can still be resumed; a new epoch replaces everything.
+   * message can still be resumed; a new epoch replaces everything. Gaps still open get
+   * a full deadline from now: the replay that follows may fill them.
    */
   positions(e: unknown, seqs: unknown): void {
     if ((typeof e !== "string" && typeof e !== "number") || typeof seqs !== "object" || seqs === null) return;
-    if (e !== this.epoch) {
-      this.seqs.clear();
-      this.epoch = e;
-    }
+    this.sameEpoch(e);
     for (const [g, seq] of Object.entries(seqs as Record<string, unknown>)) {
       if (typeof seq === "string" && seqParts(seq) && !this.seqs.has(g)) this.seqs.set(g, seq);
     }
+    const now = this.now();
+    for (const gap of this.gaps.values()) gap.openedAt = now;
   }
 
   /** The `resume` field for the next `hello`, or `undefined` when there is nothing to resume. */
@@ -125,14 +171,84 @@ export class Recovery {
     return { e: this.epoch, seqs: Object.fromEntries(this.seqs) };
   }
 
-  private track(g: unknown, seq: unknown, e: unknown): void {
-    if (typeof e !== "string" && typeof e !== "number") return; // no history on this message
+  /** When the oldest open gap opened (ms, the clock given), or `undefined` when none is open. */
+  oldestGap(): number | undefined {
+    let oldest: number | undefined;
+    for (const gap of this.gaps.values()) {
+      if (gap.ahead.size > MAX_AHEAD && !gap.retried) return -Infinity; // too far behind: at once
+      if (oldest === undefined || gap.openedAt < oldest) oldest = gap.openedAt;
+    }
+    return oldest;
+  }
+
+  /**
+   * The deadline has passed for gaps opened before `before`. Those not yet retried are
+   * marked so, and `reconnect` says the caller should reconnect to have them replayed;
+   * those a reconnect did not fill are given up: the group moves on to the greatest seq
+   * seen, and `abandoned` lists their aliases (the caller reports a resync for each).
+   */
+  overdue(before: number): { reconnect: boolean; abandoned: string[] } {
+    const abandoned: string[] = [];
+    let reconnect = false;
+    for (const [g, gap] of this.gaps) {
+      const full = gap.ahead.size > MAX_AHEAD;
+      if (gap.openedAt > before && !full) continue;
+      if (!gap.retried) {
+        gap.retried = true;
+        reconnect = true;
+        continue;
+      }
+      let last = 0n;
+      for (const n of gap.ahead) if (n > last) last = n;
+      this.seqs.set(g, `${last}-0`);
+      this.gaps.delete(g);
+      abandoned.push(g);
+    }
+    return { reconnect, abandoned };
+  }
+
+  /** True (and the stored seqs forgotten if it changed) when `e` is a history epoch. */
+  private sameEpoch(e: unknown): boolean {
+    if (typeof e !== "string" && typeof e !== "number") return false; // no history on this message
     if (e !== this.epoch) {
       this.seqs.clear();
+      this.gaps.clear();
       this.epoch = e;
     }
+    return true;
+  }
+
+  /**
+   * Move group `g` on past `seq`. A group without a position yet starts at `seq` when
+   * `start` is set (the frame's own group), and is left alone otherwise (an `o` entry
+   * for a group this window is not in).
+   */
+  private track(g: unknown, seq: unknown, start: boolean): void {
     if (typeof g !== "string" || !g || typeof seq !== "string" || !seqParts(seq)) return;
     const last = this.seqs.get(g);
-    if (last === undefined || compareSeq(seq, last) > 0) this.seqs.set(g, seq);
+    if (last === undefined) {
+      if (start) this.seqs.set(g, seq);
+      return;
+    }
+    if (compareSeq(seq, last) <= 0) return; // seen already, or closing nothing
+    const n = counter(seq);
+    let position = counter(last);
+    if (n === null || position === null) {
+      this.seqs.set(g, seq); // not "N-0": no contiguity to check, keep the greatest
+      return;
+    }
+    const gap = this.gaps.get(g);
+    if (n !== position + 1n) {
+      if (gap) {
+        if (gap.ahead.size < 2 * MAX_AHEAD) gap.ahead.add(n); // bounded: the replay brings the rest
+      } else this.gaps.set(g, { ahead: new Set([n]), openedAt: this.now(), retried: false });
+      return;
+    }
+    position = n;
+    if (gap) {
+      while (gap.ahead.delete(position + 1n)) position += 1n;
+      if (gap.ahead.size === 0) this.gaps.delete(g);
+    }
+    this.seqs.set(g, `${position}-0`);
   }
 }

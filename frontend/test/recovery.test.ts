@@ -251,3 +251,162 @@ describe("resync", () => {
     expect(FakeSocket.last.sent[0].resume).toBeUndefined();
   });
 });
+
+describe("gaps in a group's seqs", () => {
+  it("keeps the last contiguous seq, and moves on when late frames close the gap", () => {
+    const r = new Recovery();
+    r.positions("E", { G: "4-0" });
+    r.signal({ id: "a", g: "G", seq: "5-0", e: "E" });
+    r.signal({ id: "c", g: "G", seq: "7-0", e: "E" }); // 6 is missing: a gap opens
+    r.signal({ id: "d", g: "G", seq: "8-0", e: "E" });
+    expect(r.resume()).toEqual({ e: "E", seqs: { G: "5-0" } });
+    expect(r.oldestGap()).toBeTypeOf("number");
+    expect(r.signal({ id: "b", g: "G", seq: "6-0", e: "E" })).toBe(true); // late, still handled
+    expect(r.resume()).toEqual({ e: "E", seqs: { G: "8-0" } });
+    expect(r.oldestGap()).toBeUndefined();
+  });
+
+  it("counts a message's positions in its other groups (`o`) for groups it knows only", () => {
+    const r = new Recovery();
+    r.positions("E", { T: "1-0", B: "10-0" });
+    r.signal({ id: "m", g: "T", seq: "2-0", e: "E", o: { B: "11-0", X: "99-0" } });
+    r.signal({ id: "n", g: "B", seq: "12-0", e: "E" }); // no gap: 11 came with m
+    expect(r.resume()).toEqual({ e: "E", seqs: { T: "2-0", B: "12-0" } });
+    expect(r.oldestGap()).toBeUndefined();
+  });
+
+  it("orders counters exactly beyond 2^53", () => {
+    const r = new Recovery();
+    r.positions("E", { G: "9007199254740993-0" });
+    r.signal({ id: "a", g: "G", seq: "9007199254740994-0", e: "E" });
+    expect(r.oldestGap()).toBeUndefined();
+    r.signal({ id: "b", g: "G", seq: "9007199254740996-0", e: "E" });
+    expect(r.resume()!.seqs.G).toBe("9007199254740994-0");
+  });
+
+  it("gives a gap that a reconnect did not fill up: the group moves on and it is reported", () => {
+    let now = 1000;
+    const r = new Recovery(1000, () => now);
+    r.positions("E", { G: "1-0" });
+    r.signal({ id: "c", g: "G", seq: "3-0", e: "E" });
+    now = 2500;
+    expect(r.overdue(now - 2000)).toEqual({ reconnect: false, abandoned: [] }); // not yet
+    now = 3100;
+    expect(r.overdue(now - 2000)).toEqual({ reconnect: true, abandoned: [] });
+    r.positions("E", { G: "3-0" }); // the reconnect's welcome: the gap gets a new deadline
+    now = 5200;
+    expect(r.overdue(now - 2000)).toEqual({ reconnect: false, abandoned: ["G"] });
+    expect(r.resume()).toEqual({ e: "E", seqs: { G: "3-0" } });
+  });
+
+  it("forgets gaps with the epoch, and a resync closes the group's gap", () => {
+    const r = new Recovery();
+    r.positions("E", { G: "1-0", H: "1-0" });
+    r.signal({ id: "a", g: "G", seq: "3-0", e: "E" });
+    r.resynced("G", "9-0", "E");
+    expect(r.oldestGap()).toBeUndefined();
+    r.signal({ id: "b", g: "H", seq: "5-0", e: "E" });
+    r.signal({ id: "c", g: "H", seq: "1-0", e: "E2" });
+    expect(r.oldestGap()).toBeUndefined();
+    expect(r.resume()).toEqual({ e: "E2", seqs: { H: "1-0" } });
+  });
+
+  it("keeps the greatest seq for seqs that are not N-0 (no contiguity to check)", () => {
+    const r = new Recovery();
+    r.positions("E", { G: "1732200000000-3" });
+    r.signal({ id: "a", g: "G", seq: "1732200000000-9", e: "E" });
+    expect(r.oldestGap()).toBeUndefined();
+    expect(r.resume()!.seqs.G).toBe("1732200000000-9");
+  });
+});
+
+describe("the client on a gap", () => {
+  function welcomed(seqs: Record<string, string> = { G: "1-0", B: "5-0" }): FakeSocket {
+    const ws = FakeSocket.last;
+    ws.accept({ e: "E1", seqs });
+    return ws;
+  }
+
+  it("delivers frames past a gap at once, and late ones too, once each", () => {
+    const h = vi.fn();
+    client.on("s", h);
+    const ws = welcomed();
+    ws.receive(signal("m3", "G", "3-0"));
+    ws.receive(signal("m2", "G", "2-0"));
+    ws.receive(signal("m3", "G", "3-0"));
+    expect(h.mock.calls.map((c) => c[1].id)).toEqual(["m3", "m2"]);
+    vi.advanceTimersByTime(5000);
+    expect(FakeSocket.instances).toHaveLength(1); // closed in time: no reconnect
+  });
+
+  it("reconnects after gapTimeout and resumes from the last contiguous seq", () => {
+    const disconnects = events("disconnect");
+    const ws = welcomed();
+    ws.receive(signal("m2", "G", "2-0"));
+    ws.receive(signal("m4", "G", "4-0")); // 3 is missing
+    ws.receive(signal("m6", "B", "6-0"));
+    vi.advanceTimersByTime(1999);
+    expect(FakeSocket.instances).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(ws.closedWith).not.toBeNull();
+    expect(disconnects).toHaveLength(1);
+    vi.advanceTimersByTime(500);
+    const next = FakeSocket.last;
+    expect(next).not.toBe(ws);
+    next.open();
+    expect(next.sent[0].resume).toEqual({ e: "E1", seqs: { G: "2-0", B: "6-0" } });
+    // The server replays 3 and 4; the gap is closed and nothing runs twice.
+    const h = vi.fn();
+    client.on("s", h);
+    next.welcome({ e: "E1", seqs: { G: "4-0", B: "6-0" } });
+    next.receive(signal("m3", "G", "3-0"));
+    next.receive(signal("m4", "G", "4-0"));
+    expect(h.mock.calls.map((c) => c[1].id)).toEqual(["m3"]);
+    vi.advanceTimersByTime(10_000);
+    expect(FakeSocket.last).toBe(next);
+  });
+
+  it("honours the gapTimeout option", () => {
+    client.close();
+    FakeSocket.reset();
+    client = new Client({ url: "ws://x/", windowKey: "k1", WebSocket: FakeSocket, random: () => 0, gapTimeout: 300 });
+    const ws = welcomed();
+    ws.receive(signal("m3", "G", "3-0"));
+    vi.advanceTimersByTime(299);
+    expect(ws.closedWith).toBeNull();
+    vi.advanceTimersByTime(1);
+    expect(ws.closedWith).not.toBeNull();
+  });
+
+  it("reports a gap the reconnect did not fill as a resync (reason gap) and moves on", () => {
+    const seen = events("resync");
+    let ws = welcomed();
+    ws.receive(signal("m3", "G", "3-0"));
+    vi.advanceTimersByTime(2000);
+    vi.advanceTimersByTime(500);
+    ws = FakeSocket.last;
+    ws.accept({ e: "E1", seqs: { G: "3-0", B: "5-0" } }); // the server replays nothing
+    vi.advanceTimersByTime(2000);
+    expect(seen).toEqual([{ reason: "gap", group: "G" }]);
+    expect(FakeSocket.last).toBe(ws); // no reconnect loop
+    ws.receive(signal("m4", "G", "4-0"));
+    vi.advanceTimersByTime(10_000);
+    expect(FakeSocket.last).toBe(ws);
+    expect(reopen().sent[0].resume.seqs.G).toBe("4-0");
+  });
+
+  it("a server resync closes the gap without a reconnect", () => {
+    const ws = welcomed();
+    ws.receive(signal("m3", "G", "3-0"));
+    ws.receive({ type: "resync", reason: "history", g: "G", seq: "3-0", e: "E1" });
+    vi.advanceTimersByTime(10_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+  });
+
+  it("passes an overloaded resync's resource on", () => {
+    const seen = events("resync");
+    welcomed();
+    FakeSocket.last.receive({ type: "resync", reason: "overloaded", resource: "notes" });
+    expect(seen).toEqual([{ reason: "overloaded", group: null, resource: "notes" }]);
+  });
+});
