@@ -23,7 +23,7 @@ from .layers import channel_layer, group_send
 from .registry import Handler, registry
 from .syncloop import run_sync
 from .targets import SERVER, groups_for
-from .topics import _PREFIX_USER, _PREFIX_WINDOW, BROADCAST_GROUP
+from .topics import _PREFIX_USER, _PREFIX_WINDOW, BROADCAST_GROUP, user_group, window_group
 from .windows import WindowInfo
 
 
@@ -169,11 +169,16 @@ class Publication:
         if history is not None:
             for group in groups:
                 positions[group] = await history.append(group, self.id, self.frame)
+        # The window's own copy may name its user's group: no one else receives it.
+        own = window_group(self.window.window_id) if self.window.window_id else None
+        own_user = {user_group(self.window.user_pk)} if self.window.user_pk is not None else set()
         for index, group in enumerate(groups):
             frame = self.frame
             if group in positions:
                 epoch, seq = positions[group]
-                frame = with_position(frame, alias(group), seq, epoch, _later(groups[index + 1 :], positions))
+                shown = own_user if group == own else set()
+                later = _later(groups[index + 1 :], positions, shown)
+                frame = with_position(frame, alias(group), seq, epoch, later)
             await group_send(layer, group, dict(message, group=group, frame=frame))
 
 
@@ -199,12 +204,12 @@ def _send_order(groups: list[str]) -> list[str]:
     )
 
 
-def _later(groups: list[str], positions: dict[str, tuple[str, int]]) -> dict[str, int]:
-    """The positions a copy lists: of the groups sent after it, never a window's or a
-    user's (a copy can reach windows of other users, who must not learn how many messages
-    someone else's groups had). A window also in a user group it was not told about
-    (``[WINDOW, USER]`` in one call) resumes to fill that gap."""
-    return {alias(g): positions[g][1] for g in groups if g in positions and not _private(g)}
+def _later(groups: list[str], positions: dict[str, tuple[str, int]], shown: set[str]) -> dict[str, int]:
+    """The positions a copy lists: of the groups sent after it, but of a window's or a
+    user's group only when ``shown`` (a copy can reach windows of other users, who must not
+    learn how many messages someone else's groups had). A window that is not told of its
+    place in one of its groups resumes after ``gapTimeout`` to fill the gap it sees."""
+    return {alias(g): positions[g][1] for g in groups if g in positions and (g in shown or not _private(g))}
 
 
 async def enqueue(

@@ -5,6 +5,7 @@ import logging
 import random
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from floorchannels import BROADCAST, USER, WINDOW, acall, history, metrics
@@ -294,3 +295,21 @@ async def test_a_copy_lists_the_messages_place_in_the_groups_sent_after_it_never
     assert await inside.nothing() and await outside.nothing()
     await inside.close()
     await outside.close()
+
+
+async def test_a_windows_own_copy_names_its_users_group():
+    from django.contrib.auth.models import User
+
+    from floorchannels.topics import user_group
+    from tests.conftest import open_window, session_headers
+
+    user = await sync_to_async(User.objects.create_user)("ann", password="x")
+    key = make_key(user)
+    window = await open_window(key, await sync_to_async(session_headers)(user))
+    info = load_key(key)
+    await acall("m", [WINDOW, USER, BROADCAST], window=info, kwargs={"n": 1})
+    got = await window.receive()
+    assert got["g"] == alias(window_group(info.window_id))
+    assert set(got["o"]) == {alias(user_group(user.pk)), alias(BROADCAST_GROUP)}
+    assert await window.nothing()
+    await window.close()
