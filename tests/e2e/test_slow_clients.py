@@ -34,7 +34,7 @@ DEADLINE = 25  # seconds for the readers to get a whole burst
 
 
 class Reader:
-    """A window that reads everything, counting the burst's messages."""
+    """A window that reads everything, checking the burst's messages arrive in order."""
 
     def __init__(self) -> None:
         self.got = 0
@@ -54,8 +54,10 @@ class Reader:
         async for text in self.connection:
             if '"slow.tick"' in text:
                 frame = json.loads(text)
+                i = frame["kwargs"]["i"]
+                assert i == (self.last + 1) % COUNT, f"message {i} came after {self.last}"
                 self.got += 1
-                self.last = frame["kwargs"]["i"]
+                self.last = i
 
     async def until(self, count: int, deadline: float) -> None:
         while self.got < count:
@@ -96,7 +98,17 @@ async def burst(server: AsgiServer, readers: list[Reader], count: int) -> None:
     assert [reader.last for reader in readers] == [COUNT - 1] * len(readers)
 
 
-@pytest.mark.parametrize("name", ["daphne", "uvicorn", "uvicorn-wsproto", "uvicorn-sansio", "granian"])
+GRANIAN = pytest.param(
+    "granian",
+    marks=pytest.mark.xfail(
+        strict=True,
+        reason="granian's send returns a future, not a coroutine: floorchannels.sending cannot step "
+        "it, so frames are sent without waiting (unbounded, and out of order); see docs/deployment.md",
+    ),
+)
+
+
+@pytest.mark.parametrize("name", ["daphne", "uvicorn", "uvicorn-wsproto", "uvicorn-sansio", GRANIAN])
 async def test_a_client_that_stops_reading_hurts_no_one(name, tmp_path):
     server = await sync_to_async(AsgiServer)(name, tmp_path, {"SLOW_MAX_BUFFERED_BYTES": str(MAX_BUFFERED)})
     readers = [Reader(), Reader()]
