@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -112,7 +113,20 @@ def _probe_for(send: Any) -> Callable[[Any], FlowControl | None] | None:
     if _is_daphne(send):
         _declare_push_producer()
         return _daphne_flow_control
+    if _under_twisted():
+        # daphne, but its send is hidden behind an ASGI middleware's own function: twisted
+        # would buffer whatever the client leaves unread. Say so rather than pretend.
+        _warn_once(
+            "The websocket send %r is not daphne's own (an ASGI middleware wraps it?): "
+            "floorchannels cannot see twisted's buffer, so MAX_BUFFERED_BYTES is not enforced.",
+            send,
+        )
     return None
+
+
+def _under_twisted() -> bool:
+    reactor = sys.modules.get("twisted.internet.reactor")
+    return bool(getattr(reactor, "running", False))
 
 
 # daphne ------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ another connection, as the websocket is not being read):
   waits for ``resumed()`` (the test starts reading) and adds ``"resumed": true``;
 - ``{"flow": false, "suspended_after": bytes}``: the server's own send stopped completing;
 - ``{"flow": ..., "unbounded": bytes}``: neither happened within 64 MiB.
+
+On ``/wrapped`` it only asks about a send wrapped in a function of its own, and records
+``{"wrapped_flow": bool}``.
 """
 
 from __future__ import annotations
@@ -63,6 +66,13 @@ async def application(scope, receive, send):
         return
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
+    if scope["path"] == "/wrapped":
+        # An ASGI middleware's own send function in front of the server's.
+        async def wrapped(message):
+            await send(message)
+
+        report["wrapped_flow"] = servers.flow_control(wrapped) is not None
+        return
     await receive()  # "go": the client has stopped reading
     try:
         await probe(send)

@@ -118,6 +118,28 @@ def test_what_each_server_does_when_the_client_stops_reading(server):
     assert "Traceback" not in errors, errors
 
 
+def test_a_daphne_send_hidden_by_a_middleware_is_reported(tmp_path):
+    port = free_port()
+    log = tmp_path / "daphne.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, *COMMANDS["daphne"](port)], cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            sock = connect(port, time.monotonic() + 20)
+            sock.sendall(
+                b"GET /wrapped HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: "
+                + base64.b64encode(os.urandom(16))
+                + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert get_report(port, lambda r: "wrapped_flow" in r) == {"wrapped_flow": False}
+            sock.close()
+        finally:
+            stop(process)
+    assert "MAX_BUFFERED_BYTES is not enforced" in log.read_text()
+
+
 # FlowControl ------------------------------------------------------------------------------
 
 
