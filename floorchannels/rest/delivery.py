@@ -24,7 +24,7 @@ from typing import Any
 
 from channels.db import DatabaseSyncToAsync
 
-from .. import metrics
+from .. import metrics, protocol
 from ..conf import fc_settings
 from ..tasks import supervise
 from .events import CREATED, DELETED, UPDATED
@@ -184,7 +184,7 @@ async def deliver(hub: Any, state: _HubState, message: dict[str, Any]) -> None:
 
 def _send(window: Any, frame: dict[str, Any]) -> None:
     try:
-        window.send_json(frame)
+        text = protocol.encode(frame)
     except (TypeError, ValueError):
         # The serializer produced something that is not strict JSON (NaN, Infinity): the
         # browser would drop the frame, so it is never sent.
@@ -195,6 +195,21 @@ def _send(window: Any, frame: dict[str, Any]) -> None:
             frame.get("resource"),
             window.window_id,
         )
+        return
+    if (len(text) if text.isascii() else len(text.encode())) > fc_settings.MAX_MESSAGE_SIZE:
+        # Servers do not send such a message (daphne: over 1 MiB): the page refetches instead.
+        metrics.increment("resource_events_unsendable")
+        logger.error(
+            "A %s event of %s is over MAX_MESSAGE_SIZE (%d characters); window %s is told to "
+            "resync instead. Consider live_payload = 'id' for this resource.",
+            frame.get("action"),
+            frame.get("resource"),
+            len(text),
+            window.window_id,
+        )
+        text = protocol.encode({"type": "resync", "reason": "overloaded", "resource": frame.get("resource")})
+    try:
+        window.send_frame(text)
     except Exception:
         logger.debug("Could not write to window %s.", window.window_id, exc_info=True)
 

@@ -130,3 +130,19 @@ async def test_a_failing_delivery_is_logged_and_the_next_event_still_arrives(use
     assert [f["data"]["text"] for f in received] == ["kept"]
     assert "database went away" in caplog.text
     await window.close()
+
+
+async def test_an_event_over_max_message_size_becomes_a_resync(users, caplog):
+    alice = users["alice"]
+    window = await subscribed(alice)
+    with override_settings(FLOORCHANNELS={"MAX_MESSAGE_SIZE": 300}), caplog.at_level(logging.ERROR):
+        small = await sync_to_async(Note.objects.create)(owner=alice, text="small")
+        await sync_to_async(publish)(NoteViewSet, small, "created")
+        large = await sync_to_async(Note.objects.create)(owner=alice, text="x" * 400)
+        await sync_to_async(publish)(NoteViewSet, large, "created")
+        seen = await frames(window)
+    assert [f["type"] for f in seen] == ["event", "resync"]
+    assert seen[1] == {"type": "resync", "reason": "overloaded", "resource": "notes"}
+    assert metrics.snapshot()["resource_events_unsendable"] == 1
+    assert "MAX_MESSAGE_SIZE" in caplog.text
+    await window.close()
