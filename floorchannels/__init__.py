@@ -1,11 +1,11 @@
 """floorchannels: realtime signals between Django and browser windows, on Django Channels."""
 
 from . import browser
-from .dispatch import PublishError, acall, call
+from .dispatch import PublishError, UnsendableSignal, acall, call
 from .permissions import everyone, has_perm, is_authenticated, is_staff, is_superuser, server_side
 from .registry import signal
 from .targets import BROADCAST, SERVER, USER, WINDOW
-from .windows import WindowInfo, window_key
+from .windows import WindowInfo, WindowKeyTooLarge, window_key
 
 __version__ = "0.1.0"
 
@@ -14,8 +14,10 @@ __all__ = [
     "PublishError",
     "SERVER",
     "USER",
+    "UnsendableSignal",
     "WINDOW",
     "WindowInfo",
+    "WindowKeyTooLarge",
     "acall",
     "browser",
     "call",

@@ -408,6 +408,9 @@ class SignalConsumer:
         metrics.increment(f"{frame['type']}_{'ok' if reply['ok'] else reply['error']['code']}")
         try:
             text = protocol.encode(reply)
+            if _size(text) > fc_settings.MAX_MESSAGE_SIZE:
+                # The server would refuse to write it (daphne: over 1 MiB): say so instead.
+                raise ValueError(f"a reply of {_size(text)} bytes is over MAX_MESSAGE_SIZE")
         except (TypeError, ValueError):
             logger.exception(
                 "A %s returned a value that is not JSON (window %s).", frame["type"], self.window_id
@@ -564,9 +567,8 @@ class SignalConsumer:
             return
         try:
             rest = sending.start(self._frame_sender()({"type": "websocket.send", "text": text}))
-        except Exception:
-            metrics.increment("send_errors")
-            logger.debug("Could not write to window %s.", self.window_id, exc_info=True)
+        except Exception as exc:
+            _send_failed(self.window_id, exc)
             return
         flow = self._flow
         if rest is not None or (flow is not None and flow.paused):
@@ -589,9 +591,8 @@ class SignalConsumer:
                 text = outbox.popleft()
                 self._outbox_bytes -= _size(text)
                 await send({"type": "websocket.send", "text": text})
-        except Exception:
-            metrics.increment("send_errors")
-            logger.debug("Could not write to window %s.", self.window_id, exc_info=True)
+        except Exception as exc:
+            _send_failed(self.window_id, exc)
         finally:
             if rest is not None:
                 rest.close()
@@ -635,6 +636,28 @@ class SignalConsumer:
             await self._send({"type": "websocket.close", "code": code})
         except Exception:  # already gone: nothing left to close
             logger.debug("Window %s was already closed.", self.window_id, exc_info=True)
+
+
+#: Kinds of send errors already logged at WARNING (bounded: there are few kinds).
+_send_errors_logged: set[str] = set()
+
+
+def _send_failed(window_id: str, exc: Exception) -> None:
+    """Count a frame the server would not take. A socket that is going away is routine (a
+    debug line); any other kind of refusal is logged once as a WARNING, then counted."""
+    metrics.increment("send_errors")
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    routine = isinstance(exc, OSError) or "Closed" in kind or "Disconnect" in kind
+    if routine or kind in _send_errors_logged or len(_send_errors_logged) >= 32:
+        logger.debug("Could not write to window %s.", window_id, exc_info=exc)
+        return
+    _send_errors_logged.add(kind)
+    logger.warning(
+        "A server refused a frame for window %s (%s: %s); further ones are counted as send_errors.",
+        window_id,
+        kind,
+        exc,
+    )
 
 
 def _size(text: str) -> int:

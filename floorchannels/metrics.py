@@ -12,7 +12,9 @@ Names (all counters unless said): ``connections``, ``disconnections``, ``connect
 ``layer_receive_errors``, ``revoked_windows``, ``send_errors``, ``queued_ok``,
 ``queued_error``, ``resource_events_<action>``, ``slow_clients_closed``, ``requests_refused``,
 ``layer_messages_invalid``, ``hub_errors``, ``hub_start_failures``, ``task_crashes``,
-``task_restarts`` (docs/operations.md says what each means).
+``task_restarts``, ``history_evicted``, ``resource_events_dropped``, ``resync_<reason>``,
+``resource_dedup_evicted``, ``tracked_pks_overflow``, ``resource_events_unsendable``
+(docs/operations.md says what each means).
 """
 
 from __future__ import annotations
