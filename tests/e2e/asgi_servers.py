@@ -118,9 +118,10 @@ class RawWindow:
     the server sends: what the client does not read stays on the server's side.
     """
 
-    def __init__(self, port: int, key: str, rcvbuf: int = 4096) -> None:
+    def __init__(self, port: int, key: str, rcvbuf: int | None = 4096) -> None:
         self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if rcvbuf is not None:  # None: the kernel's own (autotuned) buffer, for a reader
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(10)
         self.sock.connect(("127.0.0.1", port))
         nonce = base64.b64encode(os.urandom(16)).decode()
@@ -130,21 +131,26 @@ class RawWindow:
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n\r\n"
             ).encode()
         )
-        self.buffer = b""
-        while b"\r\n\r\n" not in self.buffer:
+        received = b""
+        while b"\r\n\r\n" not in received:
             chunk = self.sock.recv(4096)
             if not chunk:
                 raise ConnectionError("the server closed the handshake")
-            self.buffer += chunk
-        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            received += chunk
+        head, rest = received.split(b"\r\n\r\n", 1)
+        self.buffer, self.pos = bytearray(rest), 0
         assert head.startswith(b"HTTP/1.1 101"), head
         self.sock.sendall(masked(hello_frame(key)))
         opcode, payload = self.frame()
         assert opcode == 0x1 and json.loads(payload)["type"] == "welcome", payload
 
     def _fill(self, size: int) -> None:
-        while len(self.buffer) < size:
-            chunk = self.sock.recv(65536)
+        """Have at least ``size`` unread bytes at ``self.pos``."""
+        while len(self.buffer) - self.pos < size:
+            if self.pos:  # drop what was read, once per receive (not once per frame)
+                del self.buffer[: self.pos]
+                self.pos = 0
+            chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise EOFError
             self.buffer += chunk
@@ -152,17 +158,21 @@ class RawWindow:
     def frame(self) -> tuple[int, bytes]:
         """The next whole frame from the server (servers do not mask)."""
         self._fill(2)
-        opcode, length = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F
+        buffer, pos = self.buffer, self.pos
+        opcode, length = buffer[pos] & 0x0F, buffer[pos + 1] & 0x7F
         offset = 2
         if length == 126:
             self._fill(4)
-            length, offset = int.from_bytes(self.buffer[2:4], "big"), 4
+            buffer, pos = self.buffer, self.pos
+            length, offset = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), 4
         elif length == 127:
             self._fill(10)
-            length, offset = int.from_bytes(self.buffer[2:10], "big"), 10
+            buffer, pos = self.buffer, self.pos
+            length, offset = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
         self._fill(offset + length)
-        payload = self.buffer[offset : offset + length]
-        self.buffer = self.buffer[offset + length :]
+        start = self.pos + offset
+        payload = bytes(self.buffer[start : start + length])
+        self.pos = start + length
         return opcode, payload
 
     def drain(self, timeout: float = 20) -> tuple[int, int | None]:
