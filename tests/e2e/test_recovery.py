@@ -35,21 +35,40 @@ class ChaosClient:
         self.connects = 0
         self.stopped = False
         self.done = False  # saw the message published after the last tick
+        self.attempt = 0
+        self.came_on = []  # (connection attempt, seq) of each number, for failure reports
+        self.trace = []  # (attempt, what happened), for failure reports
+
+    def explain_order(self):
+        """Where the numbers first go backwards (or repeat), with what the connections did."""
+        for i in range(1, len(self.numbers)):
+            if self.numbers[i] <= max(self.numbers[:i]):
+                window = range(max(0, i - 4), min(len(self.numbers), i + 4))
+                attempts = {self.came_on[j][0] for j in window}
+                return (
+                    f"number {self.numbers[i]} at index {i}; around it (number, (attempt, seq)): "
+                    f"{[(self.numbers[j], self.came_on[j]) for j in window]}; "
+                    f"those attempts: {[t for t in self.trace if t[0] in attempts or t[0] in {a - 1 for a in attempts}]}"
+                )
+        return "in order"
 
     async def run(self):
         from websockets.asyncio.client import connect
 
         while not self.stopped:
             try:
+                self.attempt += 1
                 self.connection = await connect(self.server.ws, open_timeout=5)
                 hello = {"type": "hello", "window_key": self.key, "protocol": 1}
                 if self.epoch and self.seqs:
                     hello["resume"] = {"e": self.epoch, "seqs": dict(self.seqs)}
+                self.trace.append((self.attempt, "hello", hello.get("resume")))
                 await self.connection.send(json.dumps(hello))
                 async for text in self.connection:
                     self.handle(json.loads(text))
-            except Exception:
-                pass
+                self.trace.append((self.attempt, "closed", self.connection.close_code))
+            except Exception as exc:
+                self.trace.append((self.attempt, "failed", repr(exc)[:120]))
             if not self.stopped:  # a reconnect delay with jitter, as the JS client's backoff
                 await asyncio.sleep(random.uniform(0.05, 0.4))
 
@@ -57,6 +76,7 @@ class ChaosClient:
         kind = frame["type"]
         if kind == "welcome":
             self.connects += 1
+            self.trace.append((self.attempt, "welcome", frame.get("e"), frame.get("seqs")))
             if frame.get("e") != self.epoch:
                 self.epoch, self.seqs = frame.get("e"), {}
             for alias, seq in (frame.get("seqs") or {}).items():
@@ -73,10 +93,12 @@ class ChaosClient:
             self.ids.add(frame["id"])
             if frame["signal"] == "load.tick":
                 self.numbers.append(frame["kwargs"]["i"])
+                self.came_on.append((self.attempt, frame.get("seq")))
             elif frame["signal"] == "load.done":
                 self.done = True
         elif kind == "resync":
             self.resyncs.append(frame)
+            self.trace.append((self.attempt, "resync", frame))
             if frame.get("g") and frame.get("seq"):
                 self.seqs[frame["g"]] = frame["seq"]
 
@@ -132,7 +154,9 @@ async def test_chaos_every_message_once_in_order_or_an_explicit_resync(project_f
 
         complete = with_resync = 0
         for client in clients:
-            assert client.numbers == sorted(set(client.numbers)), "each message once, in order"
+            assert client.numbers == sorted(set(client.numbers)), (
+                f"each message once, in order: {client.explain_order()}"
+            )
             missing = set(range(MESSAGES)) - set(client.numbers)
             if missing:
                 assert client.resyncs, f"{len(missing)} messages lost without a resync"
