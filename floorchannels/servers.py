@@ -7,8 +7,9 @@ is holding data back:
 
 - uvicorn (``--ws websockets``, ``wsproto`` and ``websockets-sansio``), hypercorn and
   granian: their ``send`` suspends while the socket's write buffer is over its high-water
-  mark (granian: while its Rust side has not written the frame). That suspension is the
-  signal; nothing more is needed, and :func:`flow_control` returns ``None``.
+  mark (granian: while its Rust side has not written the frame; its send returns a future,
+  not a coroutine, see docs/deployment.md). That suspension is the signal; nothing more is
+  needed, and :func:`flow_control` returns ``None``.
 - daphne: its ``send`` hands the frame to twisted and returns at once, whatever the client
   does; twisted buffers everything. So we register a streaming producer on the twisted
   transport (twisted's public ``IConsumer.registerProducer``): twisted calls

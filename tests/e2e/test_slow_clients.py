@@ -118,8 +118,9 @@ GRANIAN = pytest.param(
     "granian",
     marks=pytest.mark.xfail(
         strict=True,
-        reason="granian's send returns a future, not a coroutine: floorchannels.sending cannot step "
-        "it, so frames are sent without waiting (unbounded, and out of order); see docs/deployment.md",
+        reason="granian's send returns a future, not a coroutine; awaited one at a time (its concurrent "
+        "sends arrive out of order) a window drains about one frame per loop iteration, so a full-speed "
+        "burst closes reading windows with 4507: see docs/deployment.md",
     ),
 )
 
