@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,8 +90,24 @@ class AsgiServer:
         self.log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def children(self) -> list[int]:
+        """PIDs of the server's worker processes (granian's worker is a child process)."""
+        pids = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
+            try:
+                pids += [int(pid) for pid in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        return pids
+
     def close(self) -> None:
+        workers = self.children() if self.process.poll() is None else []
         stop(self.process)
+        for pid in workers:  # a worker whose parent was killed would be left running
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.log.close()
 
 
