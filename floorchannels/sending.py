@@ -11,21 +11,30 @@ suspend, :func:`start` hands back the rest of it as an awaitable, and the socket
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
+from types import CoroutineType
 from typing import Any
 
 
-def start(coroutine: Coroutine[Any, Any, Any]) -> Rest | None:
+def start(coroutine: Awaitable[Any]) -> Rest | None:
     """Run ``coroutine`` until it first suspends: None if it finished, else its rest.
 
     An exception raised before the first suspension propagates.
     """
+    if type(coroutine) is not CoroutineType:
+        # granian's send returns a future its Rust side completes once the frame is
+        # written: it cannot be resumed like a coroutine, so it is awaited inside one.
+        coroutine = _awaited(coroutine)
     # Iterating the coroutine runs it to its first suspension; when it finishes instead,
     # the loop just ends: no StopIteration is created, which halves the cost of the path
     # nearly every frame takes.
     for waiting in coroutine.__await__():
         return Rest(coroutine, waiting)
     return None
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 class Rest:

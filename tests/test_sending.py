@@ -75,3 +75,12 @@ async def test_a_send_that_only_yields_a_loop_turn_is_finished_too():
     assert rest is not None and done == []
     await rest
     assert done == [True]
+
+
+async def test_a_send_that_returns_a_future_is_finished_too():
+    """Some servers' send (granian's) returns a future rather than a coroutine."""
+    future = asyncio.get_running_loop().create_future()
+    rest = sending.start(future)
+    assert rest is not None
+    asyncio.get_running_loop().call_soon(future.set_result, "written")
+    assert await rest == "written"
