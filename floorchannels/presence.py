@@ -263,18 +263,22 @@ async def _renew(loop: asyncio.AbstractEventLoop) -> None:
     while True:
         await asyncio.sleep(fc_settings.PRESENCE_HEARTBEAT)
         now = time.time()
-        for topic, consumers in list(_local.get(loop, {}).items()):
-            try:
-                live = [c for c in consumers if c.window is not None]
-                if live:
-                    await store().add(
-                        topic, [_member_of(c) for c in live], now + fc_settings.PRESENCE_HEARTBEAT * 2
-                    )
-                gone = await store().expire(topic, now)
-                if gone:
-                    _announce(loop, topic, left=gone)
-            except Exception:
-                logger.exception("Renewing presence in %s failed.", topic)
+        for topic in list(_local.get(loop, {})):
+            await _renew_topic(loop, topic, now)
+
+
+async def _renew_topic(loop: asyncio.AbstractEventLoop, topic: str, now: float) -> None:
+    # A function of its own so that nothing of it outlives the renewal: a list of windows
+    # left in the renewer's frame kept closed windows alive until the next heartbeat.
+    try:
+        live = [_member_of(c) for c in _local.get(loop, {}).get(topic, ()) if c.window is not None]
+        if live:
+            await store().add(topic, live, now + fc_settings.PRESENCE_HEARTBEAT * 2)
+        gone = await store().expire(topic, now)
+        if gone:
+            _announce(loop, topic, left=gone)
+    except Exception:
+        logger.exception("Renewing presence in %s failed.", topic)
 
 
 def topic_target(canonical: str) -> CanonicalTopic:
