@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 APT_PACKAGES := redis-server chromium
 
-.PHONY: run test test-python test-js lint format system-packages venv npm clean bench bench-full
+.PHONY: run test test-python test-js lint format system-packages venv npm clean bench bench-full soak
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ bench: $(STAMP)
 bench-full: $(STAMP)
 	$(PY) -m pip install --quiet matplotlib
 	$(PY) -m bench.run --full
+
+# Churn soak (bench/soak.py): cycles of windows connecting and leaving; prints RSS and Redis
+# connections per cycle and a plateau verdict last. SOAK_ARGS="--cycles 30 --tracemalloc 10" etc.
+soak: $(STAMP) system-packages
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-django6 frontend/node_modules
