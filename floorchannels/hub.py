@@ -239,12 +239,16 @@ class Hub:
         while True:
             lifetime = fc_settings.WINDOW_KEY_MAX_AGE * (1 - fc_settings.WINDOW_KEY_REFRESH_AFTER)
             await asyncio.sleep(max(0.05, min(fc_settings.GROUP_SWEEP_INTERVAL, lifetime / 4)))
-            now = time.time()
-            for socket in list(self.groups.get(BROADCAST_GROUP, ())):
-                try:
-                    socket.refresh_key(now)
-                except Exception:
-                    logger.exception("Could not refresh the key of window %s.", socket.window_id)
+            self._refresh_due_keys(time.time())
+
+    def _refresh_due_keys(self, now: float) -> None:
+        # A method of its own: a loop variable in _refresh_keys would keep the last window
+        # (maybe closed since) alive for as long as the loop sleeps.
+        for socket in list(self.groups.get(BROADCAST_GROUP, ())):
+            try:
+                socket.refresh_key(now)
+            except Exception:
+                logger.exception("Could not refresh the key of window %s.", socket.window_id)
 
     async def sweep(self) -> None:
         """Discard the layer memberships no local socket uses any more."""
