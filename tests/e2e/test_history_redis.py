@@ -43,3 +43,25 @@ async def test_a_failed_read_reaches_every_waiting_window():
     history = RedisHistory("redis://127.0.0.1:1/0")  # nothing listens there
     results = await asyncio.gather(*(history.positions([f"g{n}"]) for n in range(10)), return_exceptions=True)
     assert all(isinstance(r, redis.exceptions.ConnectionError) for r in results), results
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="RedisHistory.since reads at most HISTORY_SIZE + 1 entries: a window further behind, "
+    "inside what MAXLEN ~ kept, is replayed only part of its gap and no resync (history._select "
+    "must check that the replay reaches the counter)",
+)
+async def test_a_replay_reaches_the_latest_message_or_is_a_resync(redis):
+    """XADD MAXLEN ~ trims whole stream nodes, so the stream holds somewhat more than
+    HISTORY_SIZE entries: a window behind by a little more than HISTORY_SIZE must get every
+    message up to the latest, or a resync, never a replay that stops short."""
+    history = RedisHistory(redis.url)
+    group = "room-behind"
+    for n in range(1150):
+        epoch, counter = await history.append(group, f"id-{n}", '{"type":"signal"}')
+    for behind in (1000, 1001, 1002, 1050):
+        answer = await history.since(group, epoch, counter - behind)
+        if isinstance(answer, str):
+            continue  # a resync: the client is told
+        seqs = [entry.seq for entry in answer]
+        assert seqs == list(range(counter - behind + 1, counter + 1)), (behind, seqs[0], seqs[-1])
