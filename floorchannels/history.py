@@ -174,6 +174,11 @@ def _select(counter: int | None, seq: int, rows: list[tuple[int, float, str, str
     wanted = [row for row in rows if row[0] > seq]
     if not wanted or wanted[0][0] != seq + 1 or wanted[0][1] < oldest_allowed:
         return TRIMMED
+    if wanted[-1][0] != counter:
+        # The read stops short of the latest message (a window further behind than one
+        # read returns, inside what the stream's approximate trimming kept): a replay of
+        # part of the gap would look complete to the client.
+        return TRIMMED
     return [Entry(s, message_id, frame) for s, _ts, message_id, frame in wanted]
 
 

@@ -45,12 +45,6 @@ async def test_a_failed_read_reaches_every_waiting_window():
     assert all(isinstance(r, redis.exceptions.ConnectionError) for r in results), results
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RedisHistory.since reads at most HISTORY_SIZE + 1 entries: a window further behind, "
-    "inside what MAXLEN ~ kept, is replayed only part of its gap and no resync (history._select "
-    "must check that the replay reaches the counter)",
-)
 async def test_a_replay_reaches_the_latest_message_or_is_a_resync(redis):
     """XADD MAXLEN ~ trims whole stream nodes, so the stream holds somewhat more than
     HISTORY_SIZE entries: a window behind by a little more than HISTORY_SIZE must get every
