@@ -1,6 +1,5 @@
 """call()/acall(): server handlers, queues, delays and expiry, as a caller sees them."""
 
-import asyncio
 import datetime as dt
 import time
 
@@ -10,7 +9,7 @@ from asgiref.sync import sync_to_async
 from floorchannels import BROADCAST, SERVER, USER, WINDOW, WindowInfo, acall, call, metrics
 from floorchannels.arguments import InvalidArguments
 from floorchannels.windows import load_key
-from tests.conftest import make_key, open_window
+from tests.conftest import await_until, make_key, open_window
 from tests.testapp.signals import ran
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,8 +64,10 @@ async def test_queued_call_is_checked_before_queueing():
     window = await open_window(make_key())
     reply = await window.call("t.queued", steps="many")
     assert reply["error"]["code"] == "invalid_arguments"
-    await asyncio.sleep(0.2)
-    assert ran == []
+    # A valid call queued behind it: had the refused one been queued, it would have run first.
+    assert (await window.call("t.queued", steps=1))["queued"] is True
+    assert (await window.receive())["kwargs"] == {"done": 1, "total": 1}
+    assert ran == [("queued", 1, window.welcome["window_id"])]
     await window.close()
 
 
@@ -94,10 +95,10 @@ async def test_eta_delays_a_queued_signal():
 async def test_expired_messages_are_dropped_and_counted():
     window = await open_window(make_key())
     await acall("stale", BROADCAST, eta=time.time() - 10, expires=1)
-    assert await window.nothing(0.3)
-    assert metrics.snapshot().get("expired") == 1
     await acall("fresh", BROADCAST, expires=30)
+    # The next frame is the fresh one: the stale one, sent before it, was dropped.
     assert (await window.receive())["signal"] == "fresh"
+    assert metrics.snapshot().get("expired") == 1
     await window.close()
 
 
@@ -105,9 +106,11 @@ async def test_expired_queued_signal_does_not_run():
     info = WindowInfo(window_id="w1")
     await acall("t.queued", SERVER, window=info, kwargs={"steps": 1}, eta=time.time() - 10, expires=1)
     window = await open_window(make_key())  # starts the hub, which serves the queue
-    await asyncio.sleep(0.3)
-    assert ran == []
-    assert metrics.snapshot().get("expired") == 1
+    await await_until(lambda: metrics.snapshot().get("expired") == 1, what="the expired signal to be dropped")
+    # A valid one queued afterwards runs, and is the only one that did.
+    await acall("t.queued", SERVER, window=info, kwargs={"steps": 2})
+    await await_until(lambda: ran, what="the valid queued signal to run")
+    assert ran == [("queued", 2, "w1")]
     await window.close()
 
 
