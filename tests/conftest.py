@@ -143,6 +143,44 @@ async def nothing_before_marker(*windows: Window, timeout: float = 5) -> None:
         assert pong == {"type": "pong", "id": ping}, f"expected the pong, got {pong}"
 
 
+async def frames_before_marker(*windows: Window, timeout: float = 5) -> list[list[dict[str, Any]]]:
+    """For each of ``windows``, the frames that came before a BROADCAST marker published now.
+
+    What was sent to the windows before this call is then all read, without a quiet period:
+    the hub writes one process's layer messages to a socket in the order they were sent
+    (see :func:`nothing_before_marker`). The marker goes into the broadcast history like any
+    message, so publish it only once the test no longer counts that group's positions.
+    Resource events go through their own delivery queue and are not ordered by it.
+    """
+    name = f"test.marker.{next(_markers)}"
+    await acall(name, BROADCAST)
+    found = []
+    for window in windows:
+        frames = []
+        while (frame := await window.frame_or_close(timeout)).get("signal") != name:
+            assert frame["type"] != "websocket.close", f"closed before the marker: {frame}"
+            frames.append(frame)
+        found.append(frames)
+    return found
+
+
+async def frames_before_pong(window: Window, timeout: float = 5) -> list[dict[str, Any]]:
+    """The frames ``window`` received before the answer to a ping sent now.
+
+    The consumer reads the ping only once it has finished what it was writing itself (the
+    welcome and its replay come before any other frame is read), so this collects those
+    without a quiet period. Layer messages are not ordered with the pong: for them, use
+    :func:`frames_before_marker`.
+    """
+    ping = f"marker-ping-{next(_markers)}"
+    await window.ws.send_json_to({"type": "ping", "id": ping})
+    frames = []
+    while (frame := await window.frame_or_close(timeout)) != {"type": "pong", "id": ping}:
+        assert frame["type"] != "websocket.close", f"closed before the pong: {frame}"
+        frames.append(frame)
+    return frames
+
+
 async def connect_raw(headers: Any = None) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, WS_PATH, headers=headers or [])
     connected, _ = await communicator.connect()
