@@ -9,10 +9,18 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from floorchannels import BROADCAST, USER, WINDOW, acall, history, metrics
-from floorchannels.history import alias
+from floorchannels.history import alias, parse_seq
 from floorchannels.topics import BROADCAST_GROUP, group_for_topic, window_group
 from floorchannels.windows import load_key
-from tests.conftest import Window, connect_raw, make_key
+from tests.conftest import (
+    Window,
+    await_until,
+    connect_raw,
+    frames_before_marker,
+    frames_before_pong,
+    make_key,
+    nothing_before_marker,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,11 +36,23 @@ async def hello(key, resume=None):
     return Window(ws, welcome)
 
 
-async def frames_of(window, quiet=0.3):
-    frames = []
-    while not await window.ws.receive_nothing(timeout=quiet):
-        frames.append(await window.receive())
+async def frames_of(window):
+    """What a resumed window was sent during its hello: the replay comes before the pong."""
+    return await frames_before_pong(window)
+
+
+async def live_frames_of(window):
+    """Its replay and the live messages sent so far (a BROADCAST marker comes after them)."""
+    [frames] = await frames_before_marker(window)
     return frames
+
+
+async def delivered(bystander, count):
+    """The hub has handed out the last ``count`` messages: a window that was there saw them.
+
+    A window that resumes afterwards then gets them from the history only, never live too.
+    """
+    return [await bystander.receive() for _ in range(count)]
 
 
 async def test_welcome_says_where_each_group_stands():
@@ -56,7 +76,7 @@ async def test_missed_messages_are_replayed_in_order_then_live_continues():
         await acall("m", BROADCAST, kwargs={"n": n})
     back = await hello(key, resume)
     await acall("m", BROADCAST, kwargs={"n": 6})
-    frames = await frames_of(back)
+    frames = await live_frames_of(back)
     assert [f["kwargs"]["n"] for f in frames] == [1, 2, 3, 4, 5, 6]
     assert [f["seq"] for f in frames] == [f"{n}-0" for n in range(2, 8)]
     await back.close()
@@ -79,7 +99,7 @@ async def test_the_seam_has_no_gap_and_no_duplicate():
     publisher = asyncio.ensure_future(publish_during_replay())
     back = await hello(key, {"e": first["e"], "seqs": {first["g"]: first["seq"]}})
     await publisher
-    numbers = [f["kwargs"]["n"] for f in await frames_of(back) if f["type"] == "signal"]
+    numbers = [f["kwargs"]["n"] for f in await live_frames_of(back) if f["type"] == "signal"]
     assert numbers == list(range(1, 80)), str(numbers)
     await back.close()
 
@@ -88,34 +108,44 @@ async def test_trimmed_history_gives_a_resync_with_the_current_position():
     with override_settings(FLOORCHANNELS={"HISTORY_SIZE": 3}):
         history.reset()
         key = make_key()
-        window = await hello(key)
+        window, bystander = await hello(key), await hello(make_key())
         await acall("m", BROADCAST, kwargs={"n": 0})
         first = await window.receive()
         await window.close()
         for n in range(1, 10):
             await acall("m", BROADCAST, kwargs={"n": n})
-        await asyncio.sleep(0.2)  # away long enough for those to be delivered (to nobody)
+        # Delivered (to nobody of that window) before it comes back: no live copy follows the resync.
+        assert (await delivered(bystander, 10))[-1]["kwargs"] == {"n": 9}
         back = await hello(key, {"e": first["e"], "seqs": {first["g"]: first["seq"]}})
         frames = await frames_of(back)
         assert frames == [
             {"type": "resync", "reason": "history", "g": first["g"], "seq": "10-0", "e": first["e"]}
         ]
         await back.close()
+        await bystander.close()
 
 
 async def test_expired_history_gives_a_resync():
     with override_settings(FLOORCHANNELS={"HISTORY_TTL": 0.2}):
         history.reset()
         key = make_key()
-        window = await hello(key)
+        window, bystander = await hello(key), await hello(make_key())
         await acall("m", BROADCAST)
         first = await window.receive()
         await window.close()
         await acall("m", BROADCAST)
-        await asyncio.sleep(0.4)
+        await delivered(bystander, 2)
+        store, seen = history.get_history(), parse_seq(first["seq"])
+
+        # The TTL under test: poll until the history no longer holds what the window missed.
+        async def expired():
+            return await store.since(BROADCAST_GROUP, first["e"], seen) == history.TRIMMED
+
+        await await_until(expired, what="the missed message to pass HISTORY_TTL")
         back = await hello(key, {"e": first["e"], "seqs": {first["g"]: first["seq"]}})
         assert [f["reason"] for f in await frames_of(back)] == ["history"]
         await back.close()
+        await bystander.close()
 
 
 async def test_another_epoch_gives_a_resync():
@@ -201,11 +231,12 @@ async def test_groups_idle_past_the_ttl_lose_their_entries_but_not_their_positio
         store = history.MemoryHistory()
         for n in range(3):
             await store.append("idle", f"m{n}", "{}")
-        started = asyncio.get_running_loop().time()
-        while store.entries.get("idle") is not None:  # swept by the next append after the TTL
-            assert asyncio.get_running_loop().time() - started < 5
+
+        async def swept():  # by the next append after the TTL
             await store.append("busy", "b", "{}")
-            await asyncio.sleep(0.05)
+            return store.entries.get("idle") is None
+
+        await await_until(swept, what="the idle group's entries to pass HISTORY_TTL")
         assert store.counters["idle"] == 3
         assert await store.since("idle", store.epoch, 3) == []  # saw everything: nothing lost
         assert await store.since("idle", store.epoch, 1) == history.TRIMMED  # missed some: resync
@@ -292,7 +323,7 @@ async def test_a_copy_lists_the_messages_place_in_the_groups_sent_after_it_never
     assert set(got["o"]) == {alias(group_for_topic("room")), alias(BROADCAST_GROUP)}
     plain = await outside.receive()
     assert "o" not in plain and plain["g"] == alias(BROADCAST_GROUP)
-    assert await inside.nothing() and await outside.nothing()
+    await nothing_before_marker(inside, outside)
     await inside.close()
     await outside.close()
 
@@ -311,5 +342,5 @@ async def test_a_windows_own_copy_names_its_users_group():
     got = await window.receive()
     assert got["g"] == alias(window_group(info.window_id))
     assert set(got["o"]) == {alias(user_group(user.pk)), alias(BROADCAST_GROUP)}
-    assert await window.nothing()
+    await nothing_before_marker(window)
     await window.close()
