@@ -1,11 +1,13 @@
 """Presence as windows see it: the list, join/leave diffs, counts, who may ask."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
 from floorchannels import presence, window_key
-from tests.conftest import make_key, open_window, session_headers
+from tests.conftest import await_until, frames_before_marker, make_key, open_window, session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,11 +21,25 @@ async def signed_in_window(user, **grants):
     return await open_window(window_key(SimpleNamespace(user=user), **grants), headers)
 
 
-async def diffs(window, quiet=0.3):
+def diffs_sent() -> bool:
+    """No join or leave of this process waits in a batch or in a flush still sending it."""
+    renewers = set(presence._renewers.values())
+    flushing = [task for task in presence._tasks if task not in renewers and not task.done()]
+    return not presence._pending.get(asyncio.get_running_loop()) and not flushing
+
+
+async def diffs(window, entries):
+    """The presence diffs ``window`` receives: until they list ``entries`` joins and leaves,
+    then any more that were on their way (read up to a marker sent after every pending diff)."""
     frames, window.skipped = window.skipped, []
-    while not await window.ws.receive_nothing(timeout=quiet):
-        frames.append(await window.receive())
-    return [f["kwargs"] for f in frames if f.get("signal") == "fc.presence.diff"]
+    found = [f["kwargs"] for f in frames if f.get("signal") == "fc.presence.diff"]
+    while sum(len(d["joined"]) + len(d["left"]) for d in found) < entries:
+        frame = await window.receive(timeout=5)
+        if frame.get("signal") == "fc.presence.diff":
+            found.append(frame["kwargs"])
+    await await_until(diffs_sent, what="the pending presence diffs to be sent")
+    [more] = await frames_before_marker(window)  # the marker goes out after any diff still due
+    return found + [f["kwargs"] for f in more if f.get("signal") == "fc.presence.diff"]
 
 
 @pytest.fixture
@@ -34,10 +50,10 @@ def users(db):
 async def test_list_joins_and_leaves(users):
     alice, bob = users
     a1 = await signed_in_window(alice, presence=["chat"])
-    assert [d["joined"][0]["name"] for d in await diffs(a1)] == ["alice"]  # its own join
+    assert [d["joined"][0]["name"] for d in await diffs(a1, 1)] == ["alice"]  # its own join
     a2 = await signed_in_window(alice, presence=["chat"])
     b1 = await signed_in_window(bob, presence=["chat"])
-    joined = sorted(entry["name"] for d in await diffs(a1) for entry in d["joined"])
+    joined = sorted(entry["name"] for d in await diffs(a1, 2) for entry in d["joined"])
     assert joined == ["alice", "bob"]
 
     reply = await a1.call("fc.presence.list", topic=CHAT)
@@ -50,7 +66,7 @@ async def test_list_joins_and_leaves(users):
     }
 
     await b1.close()
-    left = await diffs(a1)
+    left = await diffs(a1, 1)
     assert [d["left"][0]["name"] for d in left] == ["bob"]
     assert left[0]["left"][0]["window"] == b1.welcome["window_id"]
     assert await presence.acount("chat") == 2
@@ -80,41 +96,29 @@ async def test_anonymous_windows_are_listed_each_on_their_own():
 
 async def test_a_join_storm_is_batched_into_few_diffs():
     watcher = await open_window(make_key(presence=["storm"]))
-    await diffs(watcher)
+    await diffs(watcher, 1)
     crowd = [await open_window(make_key(presence=["storm"])) for _ in range(20)]
-    received = await diffs(watcher, quiet=0.5)
+    received = await diffs(watcher, 20)
     assert sum(len(d["joined"]) for d in received) == 20
     assert len(received) < 20, f"{len(received)} diffs for 20 joins"
     for window in crowd:
         await window.close()
-    left = await diffs(watcher, quiet=0.5)
+    left = await diffs(watcher, 20)
     assert sum(len(d["left"]) for d in left) == 20
     await watcher.close()
-
-
-async def wait_until(predicate, timeout=5.0):
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_windows_that_come_and_go_leave_nothing_behind():
     """A thousand pages each present in a topic of their own: once they have gone, the
     process holds no topic, no pending diff and no stored entry for any of them."""
-    import asyncio
-
     loop = asyncio.get_running_loop()
     for round_ in range(5):
         windows = [await open_window(make_key(presence=[f"doc-{round_}-{n}"])) for n in range(20)]
         assert len(presence._local[loop]) == 20
         for window in windows:
             await window.close()
-        await wait_until(lambda: not presence._local.get(loop) and not presence._pending.get(loop))
-        await wait_until(lambda: not presence.store().topics)
+        await await_until(lambda: not presence._local.get(loop) and not presence._pending.get(loop))
+        await await_until(lambda: not presence.store().topics)
     assert len(presence._renewers) == 1  # one per event loop, not per window
     assert all(not task.done() for task in presence._tasks)  # finished flushes were let go
 
@@ -128,7 +132,7 @@ async def test_a_full_diff_goes_out_at_once(monkeypatch):
     with override_settings(FLOORCHANNELS={"PRESENCE_DIFF_DELAY": 60}):
         watcher = await open_window(make_key(presence=["full"]))
         crowd = [await open_window(make_key(presence=["full"])) for _ in range(5)]
-        received = await diffs(watcher, quiet=1.0)  # long before the 60 s delay
+        received = await diffs(watcher, 6)  # within 5 s: no waiting for the 60 s delay
         assert [len(d["joined"]) for d in received] == [3, 3]
         for window in [watcher, *crowd]:
             await window.close()
