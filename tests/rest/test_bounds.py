@@ -1,7 +1,6 @@
 """Resource delivery holds bounded state, and each overflow is visible to the window or the
 operator: a `resync`, a metric, a WARNING."""
 
-import asyncio
 import logging
 from types import SimpleNamespace
 
@@ -13,7 +12,8 @@ from floorchannels import messages, metrics
 from floorchannels.hub import get_hub
 from floorchannels.rest import delivery, publish
 from floorchannels.rest.resources import partition_group
-from tests.rest.conftest import events, subscribed
+from tests.conftest import await_until
+from tests.rest.conftest import delivered, events, subscribed
 from tests.testapp.models import Note
 from tests.testapp.views import NoteViewSet
 
@@ -26,21 +26,6 @@ def resource_message(note, group):
     )
 
 
-async def frames(window, quiet=0.6):
-    found = []
-    while not await window.ws.receive_nothing(timeout=quiet):
-        found.append(await window.receive())
-    return found
-
-
-async def wait_for(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_full_event_queue_drops_events_and_tells_their_windows_to_resync(users, caplog):
     alice, bob = users["alice"], users["bob"]
     alice_window, bob_window = await subscribed(alice), await subscribed(bob)
@@ -51,14 +36,17 @@ async def test_a_full_event_queue_drops_events_and_tells_their_windows_to_resync
         # Five events at once, as a burst read off the layer: two fit, three do not.
         for note in notes:
             delivery.on_message(hub, resource_message(note, group))
-        seen = await frames(alice_window)
-        await wait_for(lambda: "drained" in caplog.text)
+        seen = [await alice_window.receive(timeout=10) for _ in range(3)]
+        await await_until(lambda: "drained" in caplog.text, what="the queue to drain")
+        # Drained: the marker behind them fits in the queue, and nothing else came.
+        after, seen_by_bob = await delivered(alice_window, bob_window)
     assert seen[0] == {"type": "resync", "reason": "overloaded", "resource": "notes"}
     assert [f["type"] for f in seen[1:]] == ["event", "event"]  # one resync, then what fit
+    assert after == []
     assert metrics.snapshot()["resource_events_dropped"] == 3
     assert "Resource event queue full" in caplog.text
     assert "3 event(s) were dropped" in caplog.text
-    assert await frames(bob_window) == []  # not a recipient of those events: not told
+    assert seen_by_bob == []  # not a recipient of those events: not told
     # After the overload the queue works as before.
     await sync_to_async(publish)(NoteViewSet, notes[0], "updated")
     assert [f["action"] for f in await events(alice_window)] == ["updated"]
@@ -123,7 +111,7 @@ async def test_a_failing_delivery_is_logged_and_the_next_event_still_arrives(use
     with caplog.at_level(logging.ERROR, logger="floorchannels.rest"):
         first = await sync_to_async(Note.objects.create)(owner=alice, text="lost")
         await sync_to_async(publish)(NoteViewSet, first, "created")
-        await wait_for(lambda: failures)
+        await await_until(lambda: failures, what="the failing delivery")
         second = await sync_to_async(Note.objects.create)(owner=alice, text="kept")
         await sync_to_async(publish)(NoteViewSet, second, "created")
         received = await events(window)
@@ -140,7 +128,7 @@ async def test_an_event_over_max_message_size_becomes_a_resync(users, caplog):
         await sync_to_async(publish)(NoteViewSet, small, "created")
         large = await sync_to_async(Note.objects.create)(owner=alice, text="x" * 400)
         await sync_to_async(publish)(NoteViewSet, large, "created")
-        seen = await frames(window)
+        [seen] = await delivered(window)
     assert [f["type"] for f in seen] == ["event", "resync"]
     assert seen[1] == {"type": "resync", "reason": "overloaded", "resource": "notes"}
     assert metrics.snapshot()["resource_events_unsendable"] == 1
