@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
-from tests.rest.conftest import events, make_user, subscribe, window_of
+from tests.rest.conftest import delivered, make_user, subscribe, window_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,13 +34,14 @@ async def test_100_windows_with_mixed_permissions():
             assert response.status_code == 201
             created.append((user.username, text, shared))
 
-    for index, ((username, _tab), window) in enumerate(windows.items()):
+    # One marker behind the whole burst, then every window's frames up to a ping.
+    received = await delivered(*windows.values())
+    for (username, _tab), frames in zip(windows, received, strict=True):
         allowed = int(username[4:]) < 8
         expected = sorted(
             text for owner, text, shared in created if allowed and (shared or owner == username)
         )
-        # The first window waits for the whole burst to be delivered; the rest have it queued.
-        got = await events(window, quiet=3 if index == 0 else 0.2)
+        got = [f for f in frames if f["type"] == "event"]
         assert sorted(f["data"]["text"] for f in got) == expected, username
         assert all(f["action"] == "created" for f in got)
     for window in windows.values():
