@@ -13,6 +13,7 @@ from django.test import override_settings
 from floorchannels import metrics, presence
 from floorchannels.history import RedisHistory
 from floorchannels.redis_clients import redis_client
+from tests.conftest import await_until
 from tests.e2e.conftest import Redis
 
 pytestmark = pytest.mark.e2e
@@ -68,14 +69,17 @@ async def test_a_storm_of_reads_and_presence_uses_at_most_the_pool(server):
 async def test_a_command_that_waits_too_long_for_a_connection_fails_and_is_counted(server):
     with override_settings(FLOORCHANNELS={"REDIS_MAX_CONNECTIONS": 1, "REDIS_POOL_TIMEOUT": 0.2}):
         client = redis_client(server.url)
-        blocking = asyncio.ensure_future(client.blpop(["nothing-comes"], timeout=2))
-        await asyncio.sleep(0)  # let it take the only connection
-        while clients(server.url) < 1:
-            await asyncio.sleep(0.01)
+        # Blocks far longer than the test takes, however loaded the machine: cancelled below.
+        blocking = asyncio.ensure_future(client.blpop(["nothing-comes"], timeout=60))
+        await await_until(
+            lambda: clients(server.url) >= 1, what="the blocking command to take the connection"
+        )
         with pytest.raises(sync_redis.exceptions.ConnectionError):
             await client.get("anything")
         assert metrics.snapshot().get("redis_pool_timeouts") == 1
         blocking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocking
 
 
 def test_a_closed_loop_closes_its_clients(server):
