@@ -23,6 +23,7 @@ import pytest
 
 from floorchannels import servers
 from floorchannels.servers import FlowControl
+from tests.conftest import await_until
 from tests.e2e.conftest import ROOT, free_port, stop
 
 APP = "tests.servers_probe_asgi:application"
@@ -173,7 +174,8 @@ async def test_pause_again_before_the_waiter_runs():
     await asyncio.sleep(0)
     flow.resumeProducing()
     flow.pauseProducing()  # paused again before the waiter ran: it keeps waiting
-    await asyncio.sleep(0.01)
+    # It runs, sees the pause and waits on a new future (or, wrongly, returns).
+    await await_until(lambda: flow._waiter is not None or waiter.done(), what="the waiter to run")
     assert not waiter.done()
     flow.resumeProducing()
     await asyncio.wait_for(waiter, 1)
