@@ -108,10 +108,6 @@ class Window:
     async def receive(self, timeout: float = 2) -> dict[str, Any]:
         return await self.ws.receive_json_from(timeout=timeout)
 
-    async def nothing(self, timeout: float = 0.3) -> bool:
-        """A quiet period: prefer :func:`nothing_before_marker`, which does not guess a duration."""
-        return await self.ws.receive_nothing(timeout=timeout)
-
     async def frame_or_close(self, timeout: float = 5) -> dict[str, Any]:
         """The next output: a decoded frame, or ``{"type": "websocket.close", ...}``."""
         message = await self.ws.receive_output(timeout=timeout)

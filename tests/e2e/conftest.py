@@ -289,18 +289,6 @@ class WsWindow:
                 return frames
             frames.append(frame)
 
-    async def signals(self, quiet: float = 0.5) -> list[dict[str, Any]]:
-        """Every frame that arrives until the socket has been quiet for ``quiet`` seconds.
-
-        A guessed quiet period: prefer :meth:`until` with a marker."""
-
-        frames = []
-        while True:
-            try:
-                frames.append(await self.receive(quiet))
-            except TimeoutError:
-                return frames
-
     async def call(self, signal: str, **kwargs: Any) -> dict[str, Any]:
         self.ids += 1
         await self.connection.send(
