@@ -113,7 +113,15 @@ interface Entry {
   resolve: ((sub: Subscription) => void) | undefined;
   reject: ((error: FloorchannelsError) => void) | undefined;
   abort: { signal: AbortSignal; listener: () => void } | undefined;
+  /** Ids of the events already handled, oldest first (created on the first event). */
+  seen: Set<string> | undefined;
 }
+
+/**
+ * Event ids each subscription remembers. The server sends an event once per subscription;
+ * a copy can only come after its de-duplication memory was trimmed, within moments.
+ */
+const RECENT_EVENT_IDS = 256;
 
 export class Subscriptions {
   /** In the order they were made: that is the order they are re-sent. */
@@ -145,7 +153,16 @@ export class Subscriptions {
         return;
       }
       const sub = new Subscription(resource, options.pk, this);
-      const entry: Entry = { sub, handler, frameId: undefined, confirmed: false, resolve, reject, abort: undefined };
+      const entry: Entry = {
+        sub,
+        handler,
+        frameId: undefined,
+        confirmed: false,
+        resolve,
+        reject,
+        abort: undefined,
+        seen: undefined,
+      };
       if (signal) {
         const listener = () => this.remove(sub);
         signal.addEventListener("abort", listener, { once: true });
@@ -225,6 +242,13 @@ export class Subscriptions {
   event(frame: EventFrame): void {
     const entry = this.byFrameId.get(String(frame.subscription));
     if (!entry) return; // unsubscribed, or from a subscription of an earlier socket
+    if (frame.id !== undefined && frame.id !== null) {
+      const id = String(frame.id);
+      const seen = (entry.seen ??= new Set<string>());
+      if (seen.has(id)) return; // a copy: the handler already had it
+      seen.add(id);
+      if (seen.size > RECENT_EVENT_IDS) seen.delete(seen.values().next().value as string);
+    }
     const event: ResourceEvent = {
       action: frame.action,
       pk: String(frame.pk),

@@ -222,6 +222,20 @@ describe("events", () => {
     expect(handler.mock.calls[0][1]).toMatchObject({ type: "event", subscription: frame.id });
   });
 
+  it("reach the handler once per id, even when a copy arrives", async () => {
+    const client = makeClient();
+    const ws = FakeSocket.last;
+    ws.accept();
+    const handler = vi.fn();
+    const p = client.subscribe("notes", handler);
+    const frame = answer(ws);
+    await p;
+    ws.receive(event(frame.id, "created", "1", { id: 1 }));
+    ws.receive(event(frame.id, "created", "1", { id: 1 })); // the same message id again
+    ws.receive(event(frame.id, "updated", "1", { id: 1 }));
+    expect(handler.mock.calls.map((c) => c[0].action)).toEqual(["created", "updated"]);
+  });
+
   it("are routed by subscription id: two subscriptions on one resource", async () => {
     const client = makeClient();
     const ws = FakeSocket.last;
