@@ -516,13 +516,8 @@ class Hub:
         channel = queue_channel(queue)
         while True:
             message = await self.layer.receive(channel)
-            try:
-                if messages.check(message) is not messages.RUN:
-                    raise messages.InvalidMessage(message["type"], "not for a queue")
-            except messages.InvalidMessage as invalid:
-                messages.skip(invalid, f"queue {queue}")
-                continue
-            self._spawn(run_queued(message), f"queued signal {message['signal']}")
+            if messages.accept(message, messages.RUN, f"queue {queue}"):
+                self._spawn(run_queued(message), f"queued signal {message['signal']}")
 
 
 def _receives_locally(layer: Any) -> bool:

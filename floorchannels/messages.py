@@ -98,6 +98,18 @@ def check(message: Any) -> MessageType:
     return message_type
 
 
+def accept(message: Any, expected: MessageType, where: str) -> bool:
+    """Whether ``message`` is a well-formed ``expected`` message; if not, it is skipped
+    (counted and logged, see :func:`skip`) and the caller moves on."""
+    try:
+        if check(message) is not expected:
+            raise InvalidMessage(message["type"], f"not for {where}")
+    except InvalidMessage as invalid:
+        skip(invalid, where)
+        return False
+    return True
+
+
 def _names(types: tuple[type, ...]) -> str:
     return " or ".join("None" if t is _NONE else t.__name__ for t in types)
 

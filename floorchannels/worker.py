@@ -60,13 +60,8 @@ class SignalWorker(AsyncConsumer):
     async def dispatch(self, message: Any) -> None:
         # Channels raises for a message type with no method, which ends this consumer:
         # a message this release cannot use is skipped instead (see floorchannels.messages).
-        try:
-            if messages.check(message) is not messages.RUN:
-                raise messages.InvalidMessage(message["type"], "not for a worker")
-        except messages.InvalidMessage as invalid:
-            messages.skip(invalid, f"worker channel {self.scope.get('channel', '?')}")
-            return
-        await super().dispatch(message)
+        if messages.accept(message, messages.RUN, f"worker channel {self.scope.get('channel', '?')}"):
+            await super().dispatch(message)
 
     async def fc_run(self, message: dict[str, Any]) -> None:
         eta = message.get("eta")

@@ -20,6 +20,7 @@ import asyncio
 import json
 
 from floorchannels import servers
+from tests.lifespan import serve_lifespan
 
 FRAME = "x" * 16384
 LIMIT = 64 * 1024 * 1024
@@ -46,13 +47,7 @@ async def probe(send) -> None:
 
 async def application(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await serve_lifespan(receive, send)
     if scope["type"] == "http":
         body = json.dumps(report).encode()
         await send(

@@ -276,6 +276,12 @@ class WsWindow:
         The positive way to say "nothing else arrived": send a marker on the same path after
         the frames in question and read up to it. A socket receives in publish order.
         """
+        return (await self.through(is_marker, timeout))[:-1]
+
+    async def through(
+        self, is_last: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ) -> list[dict[str, Any]]:
+        """Every frame up to and including the first one ``is_last`` accepts."""
         import asyncio
 
         frames = []
@@ -283,11 +289,10 @@ class WsWindow:
         while True:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
-                raise TimeoutError(f"no marker within {timeout} s; frames before: {frames}")
-            frame = await self.receive(left)
-            if is_marker(frame):
+                raise TimeoutError(f"nothing accepted within {timeout} s; frames before: {frames[-10:]}")
+            frames.append(await self.receive(left))
+            if is_last(frames[-1]):
                 return frames
-            frames.append(frame)
 
     async def call(self, signal: str, **kwargs: Any) -> dict[str, Any]:
         self.ids += 1

@@ -29,6 +29,7 @@ from django.contrib.auth.models import AnonymousUser  # noqa: E402
 
 from floorchannels import BROADCAST, acall, metrics, window_key  # noqa: E402
 from floorchannels.routing import websocket_urlpatterns  # noqa: E402
+from tests.lifespan import serve_lifespan  # noqa: E402
 
 SIGNAL = "slow.tick"
 #: Yield to the event loop every this many publishes, so the hub drains the layer as the
@@ -70,13 +71,7 @@ async def respond(send, status: int, body: dict | str) -> None:
 
 async def http(scope, receive, send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await serve_lifespan(receive, send)
     while (await receive()).get("more_body"):
         pass
     query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}

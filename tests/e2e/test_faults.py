@@ -16,19 +16,6 @@ from tests.e2e.conftest import ROOT, Browserless, Redis, open_ws
 pytestmark = pytest.mark.e2e
 
 
-async def read_until(window, is_last, timeout: float = 15) -> list[dict]:
-    """The frames a window receives up to and including the first that ``is_last`` accepts."""
-    frames = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            raise TimeoutError(f"waited {timeout} s; last frames: {frames[-5:]}")
-        frames.append(await window.receive(left))
-        if is_last(frames[-1]):
-            return frames
-
-
 @pytest.mark.parametrize("layer", ["pubsub", "core"])
 async def test_redis_outage_under_load(project_factory, layer, capsys):
     redis = Redis()
@@ -46,15 +33,13 @@ async def test_redis_outage_under_load(project_factory, layer, capsys):
             text=True,
         )
         # Ticks are flowing before Redis goes away.
-        early = await read_until(
-            windows[0], lambda f: f.get("signal") == "load.tick" and f["kwargs"]["i"] >= 10
-        )
+        early = await windows[0].through(lambda f: f.get("signal") == "load.tick" and f["kwargs"]["i"] >= 10)
         redis.stop()
         # Redis is down: HTTP is still served and sockets still answer pings.
         status = await sync_to_async(lambda: urllib.request.urlopen(server.http + "/").status)()
         assert status == 200
         await windows[0].connection.send(json.dumps({"type": "ping", "id": "p"}))
-        early += await read_until(windows[0], lambda f: f["type"] == "pong")
+        early += await windows[0].through(lambda f: f["type"] == "pong")
         # A window connecting now cannot join its groups: it is told so (4500), not left deaf.
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
@@ -90,13 +75,13 @@ async def test_redis_outage_under_load(project_factory, layer, capsys):
         # Delivery resumes by itself, and every window is told it may have missed messages.
         seen = [early] + [[] for _ in windows[1:]]
         for index, window in enumerate(windows):
-            seen[index] += await read_until(window, lambda f: f["type"] == "resync", timeout=30)
+            seen[index] += await window.through(lambda f: f["type"] == "resync", timeout=30)
         await sync_to_async(project.manage)("floorchannels_call", "after.outage", "--broadcast")
         sent_at = dict(map(tuple, result["sent"]))
         report = []
         for index, window in enumerate(windows):
             # Everything up to the marker published after the outage.
-            frames = seen[index] + await read_until(window, lambda f: f.get("signal") == "after.outage")
+            frames = seen[index] + await window.through(lambda f: f.get("signal") == "after.outage")
             resyncs = [f for f in frames if f["type"] == "resync"]
             assert [f["reason"] for f in resyncs] == ["layer_outage"], frames[-5:]
             ticks = [f["kwargs"]["i"] for f in frames if f.get("signal") == "load.tick"]
@@ -197,7 +182,7 @@ async def test_a_malformed_layer_message_does_not_stop_delivery(project_factory,
     finally:
         await layer.flush()
     await sync_to_async(project.manage)("floorchannels_call", "still.delivering", "--broadcast")
-    frames = await read_until(window, lambda f: f.get("signal") == "still.delivering")
+    frames = await window.through(lambda f: f.get("signal") == "still.delivering")
     assert [f["type"] for f in frames] == ["signal"], frames
     assert (await window.call("demo.add", a=2, b=3))["result"] == 5
     await window.close()
@@ -223,7 +208,7 @@ async def test_a_hub_that_could_not_start_is_started_by_the_next_connect(project
         redis.start()
         window = await open_ws(browser)
         await sync_to_async(project.manage)("floorchannels_call", "served.now", "--broadcast")
-        frames = await read_until(window, lambda f: f.get("signal") == "served.now")
+        frames = await window.through(lambda f: f.get("signal") == "served.now")
         assert frames[-1]["signal"] == "served.now"
         await window.close()
     finally:
