@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from bench.client import client_frame
 from tests.e2e.conftest import ROOT, free_port, stop
 
 APP = "tests.e2e.slow_asgi:application"
@@ -115,19 +116,6 @@ def hello_frame(key: str) -> bytes:
     return json.dumps({"type": "hello", "window_key": key, "protocol": 1}).encode()
 
 
-def masked(payload: bytes, opcode: int = 0x1) -> bytes:
-    """A client-to-server websocket frame (clients must mask)."""
-    mask = os.urandom(4)
-    length = len(payload)
-    if length < 126:
-        header = bytes([0x80 | opcode, 0x80 | length])
-    elif length < 65536:
-        header = bytes([0x80 | opcode, 0x80 | 126]) + length.to_bytes(2, "big")
-    else:
-        header = bytes([0x80 | opcode, 0x80 | 127]) + length.to_bytes(8, "big")
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 class RawWindow:
     """A websocket window on a plain TCP socket, so the test decides when (if ever) to read.
 
@@ -157,7 +145,7 @@ class RawWindow:
         head, rest = received.split(b"\r\n\r\n", 1)
         self.buffer, self.pos = bytearray(rest), 0
         assert head.startswith(b"HTTP/1.1 101"), head
-        self.sock.sendall(masked(hello_frame(key)))
+        self.sock.sendall(client_frame(0x1, hello_frame(key)))
         opcode, payload = self.frame()
         assert opcode == 0x1 and json.loads(payload)["type"] == "welcome", payload
 

@@ -21,6 +21,7 @@ import sys
 
 import pytest
 
+from bench.client import client_frame
 from tests.e2e.conftest import (
     ROOT,
     Browserless,
@@ -188,16 +189,6 @@ async def test_reconnecting_at_welcomes_positions_never_resyncs_under_daphne_wit
 # Invalid UTF-8 ---------------------------------------------------------------------------
 
 
-def _masked(payload: bytes, opcode: int = 0x1) -> bytes:
-    mask = os.urandom(4)
-    length = len(payload)
-    if length < 126:
-        header = bytes([0x80 | opcode, 0x80 | length])
-    else:
-        header = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack("!H", length)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 class RawSocket:
     """A websocket on a plain TCP socket: sends what websocket libraries refuse to send."""
 
@@ -222,7 +213,7 @@ class RawSocket:
         self.buffer += chunk
 
     def send(self, payload: bytes) -> None:
-        self.sock.sendall(_masked(payload))
+        self.sock.sendall(client_frame(0x1, payload))
 
     def frame(self) -> tuple[int, bytes]:
         while len(self.buffer) < 2:
