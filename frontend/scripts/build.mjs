@@ -1,9 +1,14 @@
-// Build the browser bundle (committed) and the ESM package (dist/, not committed).
+// Build the browser bundle (committed, served by Django) and the npm package's files (not committed).
 //
-//   node scripts/build.mjs          write ../floorchannels/static/floorchannels/floorchannels.js and dist/
-//   node scripts/build.mjs --check  rebuild the bundle in memory and fail if the committed one differs
+//   node scripts/build.mjs            write ../floorchannels/static/floorchannels/floorchannels.js and the package files
+//   node scripts/build.mjs --package  write the package files only (`prepack`: never touches the Django static file)
+//   node scripts/build.mjs --check    rebuild the bundle in memory and fail if the committed one differs
+//
+// The package files: dist/floorchannels.mjs (+ .map) the ES module, dist/floorchannels.js the
+// browser bundle (the same bytes as the Django static file), dist/types/*.d.ts, and LICENSE
+// copied from the repository root (npm ships only what is inside frontend/).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
@@ -34,7 +39,12 @@ export async function buildBundle() {
   return result.outputFiles[0].contents;
 }
 
-async function buildEsm() {
+/** The npm package's built files, from a clean dist/ so nothing stale ships. */
+export async function buildPackage() {
+  rmSync(join(root, "dist"), { recursive: true, force: true });
+  mkdirSync(join(root, "dist"), { recursive: true });
+  writeFileSync(join(root, "dist/floorchannels.js"), await buildBundle());
+  // The maps embed the sources (esbuild's default), so they work without src/ in the package.
   await esbuild.build({
     absWorkingDir: root,
     entryPoints: ["src/index.ts"],
@@ -50,6 +60,7 @@ async function buildEsm() {
     cwd: root,
     stdio: "inherit",
   });
+  copyFileSync(resolve(root, "../LICENSE"), join(root, "LICENSE"));
 }
 
 /** True when the committed bundle has the bytes a fresh build gives. */
@@ -73,10 +84,12 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       process.exit(1);
     }
   } else {
-    mkdirSync(dirname(BUNDLE_PATH), { recursive: true });
-    writeFileSync(BUNDLE_PATH, await buildBundle());
-    console.log(`wrote ${BUNDLE_PATH}`);
-    await buildEsm();
-    console.log("wrote dist/");
+    if (!process.argv.includes("--package")) {
+      mkdirSync(dirname(BUNDLE_PATH), { recursive: true });
+      writeFileSync(BUNDLE_PATH, await buildBundle());
+      console.log(`wrote ${BUNDLE_PATH}`);
+    }
+    await buildPackage();
+    console.log("wrote dist/ and LICENSE");
   }
 }

@@ -9,9 +9,9 @@
  * declarative use or to the page's own `connect()`.
  */
 
-import { readPageConfig } from "./config";
-import { connect } from "./connect";
-import { wire } from "./declarative";
+import { readPageConfig } from "./config.js";
+import { connect } from "./connect.js";
+import { wire } from "./declarative.js";
 
 export function autostart(doc: Document | undefined = globalThis.document): void {
   if (!doc) return;

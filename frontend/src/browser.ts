@@ -1,6 +1,6 @@
 /** Entry of the IIFE bundle (`window.floorchannels`): the public API, plus autostart. */
-import { autostart } from "./autostart";
+import { autostart } from "./autostart.js";
 
-export * from "./index";
+export * from "./index.js";
 
 autostart();

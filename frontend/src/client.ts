@@ -20,19 +20,19 @@
  * `gapTimeout` ms makes it reconnect, so the server replays what is missing.
  */
 
-import { Backoff } from "./backoff";
-import { Recovery } from "./recovery";
-import type { ResyncDetail } from "./recovery";
-import { FloorchannelsError } from "./errors";
-import type { ErrorCode } from "./errors";
-import { Subscription, Subscriptions } from "./subscriptions";
+import { Backoff } from "./backoff.js";
+import { Recovery } from "./recovery.js";
+import type { ResyncDetail } from "./recovery.js";
+import { FloorchannelsError } from "./errors.js";
+import type { ErrorCode } from "./errors.js";
+import { Subscription, Subscriptions } from "./subscriptions.js";
 import type {
   EventFrame,
   ResourceEventHandler,
   ResubscribeDetail,
   SubscribeOptions,
   SubscriptionErrorDetail,
-} from "./subscriptions";
+} from "./subscriptions.js";
 
 export const PROTOCOL_VERSION = 1;
 

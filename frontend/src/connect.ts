@@ -3,10 +3,10 @@
  * config element, with options taking precedence.
  */
 
-import { Client } from "./client";
-import type { ClientOptions } from "./client";
-import { readPageConfig, websocketUrl } from "./config";
-import { installDomSignals } from "./dom";
+import { Client } from "./client.js";
+import type { ClientOptions } from "./client.js";
+import { readPageConfig, websocketUrl } from "./config.js";
+import { installDomSignals } from "./dom.js";
 
 export const DEFAULT_URL = "/ws/floorchannels/";
 

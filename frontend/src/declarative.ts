@@ -10,8 +10,8 @@
  * `fc.dom.html` or anything else) work without re-binding.
  */
 
-import type { Client } from "./client";
-import { FloorchannelsError } from "./errors";
+import type { Client } from "./client.js";
+import { FloorchannelsError } from "./errors.js";
 
 export const ERROR_EVENT = "floorchannels:error";
 export const RESULT_EVENT = "floorchannels:result";

@@ -8,8 +8,8 @@
  * nothing is not an error: the page may simply not show that part.
  */
 
-import type { Client, SignalHandler } from "./client";
-import { notify } from "./notify";
+import type { Client, SignalHandler } from "./client.js";
+import { notify } from "./notify.js";
 
 export type InsertPosition = "inner" | "outer" | "append" | "prepend" | "before" | "after";
 

@@ -7,9 +7,9 @@
  *   const notes = liveList(client, "notes", { refetch, onChange: render });
  */
 
-export { connect, defaultClientOrNull, resetDefaultClient, DEFAULT_URL } from "./connect";
-export type { ConnectOptions } from "./connect";
-export { Client, PROTOCOL_VERSION, REFUSED_CLOSE_CODES, WINDOW_HEADER } from "./client";
+export { connect, defaultClientOrNull, resetDefaultClient, DEFAULT_URL } from "./connect.js";
+export type { ConnectOptions } from "./connect.js";
+export { Client, PROTOCOL_VERSION, REFUSED_CLOSE_CODES, WINDOW_HEADER } from "./client.js";
 export type {
   CallOptions,
   CallReply,
@@ -22,8 +22,8 @@ export type {
   WebSocketConstructor,
   WebSocketLike,
   WelcomeFrame,
-} from "./client";
-export { Subscription } from "./subscriptions";
+} from "./client.js";
+export { Subscription } from "./subscriptions.js";
 export type {
   EventFrame,
   ResourceAction,
@@ -32,21 +32,21 @@ export type {
   ResubscribeDetail,
   SubscribeOptions,
   SubscriptionErrorDetail,
-} from "./subscriptions";
-export { compareSeq, RECENT_IDS } from "./recovery";
-export type { ResumeState, ResyncDetail, ResyncReason } from "./recovery";
-export { liveList } from "./live";
-export type { LiveList, LiveListOptions } from "./live";
-export { FloorchannelsError, CLIENT_CODES } from "./errors";
-export type { ClientErrorCode, ErrorCode, ServerErrorCode } from "./errors";
-export { Backoff } from "./backoff";
-export type { BackoffOptions } from "./backoff";
-export { CONFIG_ELEMENT_ID, readPageConfig, websocketUrl } from "./config";
-export type { PageConfig } from "./config";
-export { INSERTED_EVENT, domSignals, insertHtml, installDomSignals } from "./dom";
-export type { InsertPosition, InsertedDetail } from "./dom";
-export { notify, TOASTS_ID } from "./notify";
-export type { NotifyLevel, NotifyOptions } from "./notify";
-export { ERROR_EVENT, RESULT_EVENT, fieldValue, formKwargs, runDeclared, triggerOf, wire } from "./declarative";
-export type { ErrorDetail, ResultDetail } from "./declarative";
-export { autostart } from "./autostart";
+} from "./subscriptions.js";
+export { compareSeq, RECENT_IDS } from "./recovery.js";
+export type { ResumeState, ResyncDetail, ResyncReason } from "./recovery.js";
+export { liveList } from "./live.js";
+export type { LiveList, LiveListOptions } from "./live.js";
+export { FloorchannelsError, CLIENT_CODES } from "./errors.js";
+export type { ClientErrorCode, ErrorCode, ServerErrorCode } from "./errors.js";
+export { Backoff } from "./backoff.js";
+export type { BackoffOptions } from "./backoff.js";
+export { CONFIG_ELEMENT_ID, readPageConfig, websocketUrl } from "./config.js";
+export type { PageConfig } from "./config.js";
+export { INSERTED_EVENT, domSignals, insertHtml, installDomSignals } from "./dom.js";
+export type { InsertPosition, InsertedDetail } from "./dom.js";
+export { notify, TOASTS_ID } from "./notify.js";
+export type { NotifyLevel, NotifyOptions } from "./notify.js";
+export { ERROR_EVENT, RESULT_EVENT, fieldValue, formKwargs, runDeclared, triggerOf, wire } from "./declarative.js";
+export type { ErrorDetail, ResultDetail } from "./declarative.js";
+export { autostart } from "./autostart.js";

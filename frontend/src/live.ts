@@ -15,8 +15,8 @@
  * applied on top of its result, in order.
  */
 
-import type { Client } from "./client";
-import type { ResourceEvent, Subscription } from "./subscriptions";
+import type { Client } from "./client.js";
+import type { ResourceEvent, Subscription } from "./subscriptions.js";
 
 export interface LiveListOptions<T> {
   /** The initial items (say, rendered by the server). Without them, `refetch` (if given) loads the list once subscribed. */

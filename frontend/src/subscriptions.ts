@@ -13,8 +13,8 @@
  *                                      └─ refused: the promise rejects                             └─ refused: dropped + subscriptionerror
  */
 
-import { FloorchannelsError } from "./errors";
-import type { ErrorCode } from "./errors";
+import { FloorchannelsError } from "./errors.js";
+import type { ErrorCode } from "./errors.js";
 
 export type ResourceAction = "created" | "updated" | "deleted";
 
