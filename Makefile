@@ -6,12 +6,16 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 APT_PACKAGES := redis-server chromium
 
-.PHONY: run test test-python test-js lint format system-packages venv npm clean bench bench-full soak
+.PHONY: run test test-python test-js test-npm-pack lint format system-packages venv npm dist docs clean bench bench-full soak
 
-$(STAMP): setup.cfg pyproject.toml
+# Every extra, plus the test and docs tools (PEP 735 dependency groups in pyproject.toml,
+# which need pip >= 25.1: hence the upgrade first).
+DEV_INSTALL := -e '.[all]' --group test --group docs
+
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet $(DEV_INSTALL)
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -35,7 +39,7 @@ run: $(STAMP)
 	@echo "Serving the sample project at http://127.0.0.1:8000 ($${REDIS_URL:+Redis layer at $$REDIS_URL}$${REDIS_URL:-in-memory layer})"
 	$(VENV)/bin/daphne -b 127.0.0.1 -p 8000 sampleproject.asgi:application
 
-test: system-packages $(STAMP) npm lint test-js test-python test-django6
+test: system-packages venv npm lint test-js test-npm-pack dist docs test-python test-django6
 
 test-python: $(STAMP)
 	$(PY) -m pytest -q -rs
@@ -48,11 +52,27 @@ test-django6:
 	done; \
 	if [ -z "$$py" ]; then echo "No Python >= 3.12 found: cannot test Django 6"; exit 1; fi; \
 	test -x .venv-django6/bin/python || $$py -m venv .venv-django6; \
-	.venv-django6/bin/python -m pip install --quiet -e '.[test]' 'django>=6'; \
+	.venv-django6/bin/python -m pip install --quiet --upgrade pip; \
+	.venv-django6/bin/python -m pip install --quiet $(DEV_INSTALL) 'django>=6'; \
 	.venv-django6/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/e2e --ignore=tests/test_bench_smoke.py
 
 test-js:
 	@if [ -f frontend/package.json ]; then cd frontend && npm test; fi
+
+# The npm tarball as `npm pack` makes it, installed, bundled and type-checked in a scratch
+# project (frontend/package.json, test:pack).
+test-npm-pack: npm
+	cd frontend && npm run test:pack
+
+# The wheel and sdist PyPI would get, and twine's check of their metadata and README.
+dist: $(STAMP)
+	rm -rf build/dist
+	$(PY) -m build --outdir build/dist .
+	$(VENV)/bin/twine check --strict build/dist/*
+
+# The documentation site (mkdocs.yml); --strict makes a broken link or reference fail.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check floorchannels sampleproject tests
@@ -77,4 +97,4 @@ soak: $(STAMP) system-packages
 	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-django6 frontend/node_modules
+	rm -rf $(VENV) .venv-django6 frontend/node_modules build
