@@ -59,7 +59,7 @@ REVOKE = MessageType("fc.revoke", {"group": (str,), "reason": (str,)}, {"session
 RESOURCE = MessageType(
     "fc.resource",
     {"id": (str,), "group": (str,), "resource": (str,), "action": (str,), "pk": (str,)},
-    {"exclude": (str, _NONE), "multi": (bool,)},
+    {"echo": (str, _NONE), "multi": (bool,)},
 )
 
 TYPES: dict[str, MessageType] = {t.name: t for t in (DELIVER, RUN, PROBE, REVOKE, RESOURCE)}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
+import secrets
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -22,6 +23,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.core import signing
 from django.http.cookie import parse_cookie
+from django.utils.crypto import salted_hmac
 
 from .conf import fc_settings
 from .topics import BROADCAST_GROUP, serialize_topic, topic_group, user_group, window_group
@@ -133,13 +135,41 @@ def _hash_token(user: Any) -> str:
     return hashlib.sha256(user.get_session_auth_hash().encode()).hexdigest()[:20]
 
 
+#: Salt of the tag that binds a window id to its user (see :func:`is_own_window`).
+_OWNER_SALT = "floorchannels.window-owner"
+
+
+def _owner_tag(nonce: str, user_pk: str, secret: str | None = None) -> str:
+    return salted_hmac(_OWNER_SALT, f"{nonce}:{user_pk}", secret=secret).hexdigest()[:16]
+
+
+def new_window_id(user_pk: str | None) -> str:
+    """A random window id that carries a tag of its user.
+
+    Window ids are not secret (presence lists them), so a REST request naming a window (the
+    ``X-Floorchannels-Window`` header) proves nothing by itself; the tag lets the server check,
+    without any shared state, that the window belongs to the requesting user.
+    """
+    nonce = secrets.token_hex(12)
+    return nonce + (_owner_tag(nonce, user_pk) if user_pk else secrets.token_hex(8))
+
+
+def is_own_window(window_id: Any, user: Any) -> bool:
+    """True when ``window_id`` was issued to ``user`` (never for anonymous users)."""
+    if not isinstance(window_id, str) or len(window_id) != 40 or not getattr(user, "is_authenticated", False):
+        return False
+    nonce, tag = window_id[:24], window_id[24:]
+    secrets_ = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+    return any(hmac.compare_digest(tag, _owner_tag(nonce, str(user.pk), secret)) for secret in secrets_)
+
+
 def new_window(request: Any, topics: Iterable[Any] = (), presence: Iterable[Any] = ()) -> WindowInfo:
     """Describe a new window for the page being rendered for ``request``."""
     user = getattr(request, "user", None)
     authenticated = bool(user is not None and user.is_authenticated)
     shown = tuple(dict.fromkeys(serialize_topic(topic) for topic in presence))
     return WindowInfo(
-        window_id=uuid.uuid4().hex,
+        window_id=new_window_id(str(user.pk) if authenticated else None),
         user_pk=str(user.pk) if authenticated else None,
         # A presence topic is granted too: being listed in a topic means receiving it.
         topics=tuple(dict.fromkeys([*(serialize_topic(topic) for topic in topics), *shown])),

@@ -2,6 +2,7 @@
 
 from .events import CREATED, DELETED, UPDATED, publish, publish_queryset
 from .mixins import WINDOW_HEADER, LiveResourceMixin
+from .observers import observe, publish_many, requested_by, tracking
 
 __all__ = [
     "CREATED",
@@ -9,6 +10,10 @@ __all__ = [
     "UPDATED",
     "WINDOW_HEADER",
     "LiveResourceMixin",
+    "observe",
     "publish",
+    "publish_many",
     "publish_queryset",
+    "requested_by",
+    "tracking",
 ]

@@ -28,7 +28,7 @@ from .. import metrics, protocol
 from ..conf import fc_settings
 from ..tasks import supervise
 from .events import CREATED, DELETED, UPDATED
-from .views import host_of, view_for, visible_object
+from .views import view_for, visible_objects
 
 logger = logging.getLogger("floorchannels.rest")
 
@@ -37,6 +37,12 @@ logger = logging.getLogger("floorchannels.rest")
 #: bound its bytes (1,024 ids of 10,000 windows each is ten million entries).
 RECENT_IDS = 1024
 RECENT_WINDOWS = 100_000
+#: Most events of one run checked together.
+BATCH_SIZE = 500
+
+
+def _batch_key(message: dict[str, Any]) -> tuple[str, str, str]:
+    return message["group"], message["resource"], message["action"]
 
 
 class _HubState:
@@ -57,12 +63,23 @@ class _HubState:
         self.task = supervise(lambda: self._run(hub), "resource event delivery", self.tasks)
 
     async def _run(self, hub: Any) -> None:
+        carry: dict[str, Any] | None = None
         while True:
-            message = await self.queue.get()
+            first = carry if carry is not None else await self.queue.get()
+            carry = None
+            batch = [first]
+            # A run of queued events for the same group, resource and action is checked
+            # together: one query per recipient for the whole run (a bulk change).
+            while len(batch) < BATCH_SIZE and not self.queue.empty():
+                message = self.queue.get_nowait()
+                if _batch_key(message) != _batch_key(first):
+                    carry = message
+                    break
+                batch.append(message)
             try:
-                await deliver(hub, self, message)
+                await deliver(hub, self, batch)
             except Exception:
-                logger.exception("Delivering resource event %s failed.", message.get("id"))
+                logger.exception("Delivering resource event(s) %s failed.", ", ".join(m["id"] for m in batch))
             if self.dropped and self.queue.empty():
                 logger.warning(
                     "Resource event queue drained after an overload: %d event(s) were dropped, "
@@ -132,52 +149,74 @@ def _user_key(user: Any) -> Any:
     return user.pk if user.is_authenticated else None
 
 
-def _views_of_users(viewset: type, users: dict[Any, tuple[Any, str | None]], pk: str) -> dict[Any, Any]:
-    """For each user: the serialized object (or True for id-only), or None if invisible."""
+def _ask_key(window: Any, sub: Any) -> tuple[Any, ...]:
+    """Windows with equal keys get the same answer: same user, same GET, same origin."""
+    return (_user_key(window.window.user), sub.action, sub.query, sub.origin)
+
+
+def _fresh_user(user: Any) -> Any:
+    """The user as the database has it now, or None if gone or inactive.
+
+    Permissions and is_active may have changed since the window connected, and Django
+    caches permissions on the user object.
+    """
+    if not user.is_authenticated:
+        return user
+    return type(user)._default_manager.filter(pk=user.pk, is_active=True).first()
+
+
+def _answers(viewset: type, asks: dict[tuple[Any, ...], tuple[Any, Any, set[str]]]) -> dict[Any, Any]:
+    """For each distinct ask and pk: the serialized object (True for id-only), or absent if
+    invisible. One query per ask, whatever the number of pks."""
     results: dict[Any, Any] = {}
-    for key, (user, host) in users.items():
-        if user.is_authenticated:
-            # Fresh from the database: permissions and is_active may have changed since the
-            # window connected, and Django caches permissions on the user object.
-            user = type(user)._default_manager.filter(pk=user.pk, is_active=True).first()
-            if user is None:
-                results[key] = None
-                continue
-        view = view_for(viewset, user, "retrieve", pk, host)
-        obj = visible_object(view, pk)
-        if obj is None:
-            results[key] = None
-        elif getattr(view, "live_payload", "data") == "id":
-            results[key] = True
-        else:
-            results[key] = view.get_serializer(obj).data
+    users: dict[Any, Any] = {}
+    for key, (window, sub, pks) in asks.items():
+        user_key = key[0]
+        if user_key not in users:
+            users[user_key] = _fresh_user(window.window.user)
+        user = users[user_key]
+        if user is None:
+            continue
+        view = view_for(viewset, user, sub.action, window.scope, sub.query, sub.pk)
+        for pk, obj in visible_objects(view, pks).items():
+            if getattr(view, "live_payload", "data") == "id":
+                results[key, pk] = True
+            else:
+                results[key, pk] = view.get_serializer(obj).data
     return results
 
 
-async def deliver(hub: Any, state: _HubState, message: dict[str, Any]) -> None:
-    members = hub.groups.get(message.get("group", ""))
+async def deliver(hub: Any, state: _HubState, batch: list[dict[str, Any]]) -> None:
+    """Deliver a run of events for one group, resource and action to this process's windows."""
+    members = hub.groups.get(batch[0].get("group", ""))
     if not members:
         return
-    exclude = message.get("exclude")
-    windows = state.first_time(message, [w for w in members if w.window_id != exclude and w.subscriptions])
-    resource, pk, action = message["resource"], message["pk"], message["action"]
-    pairs = [
-        (window, sub)
-        for window in windows
+    resource, action = batch[0]["resource"], batch[0]["action"]
+    subscribed = [w for w in members if w.subscriptions]
+    todo: list[tuple[dict[str, Any], Any, Any]] = [
+        (message, window, sub)
+        for message in batch
+        for window in state.first_time(message, subscribed)
         for sub in window.subscriptions.values()
-        if sub.resource == resource and sub.matches(pk)
+        if sub.resource == resource and sub.matches(message["pk"])
     ]
-    if not pairs:
+    if not todo:
         return
-    seen_by: dict[Any, Any] = {}
+    answers: dict[Any, Any] = {}
     if action != DELETED:
-        users = {_user_key(w.window.user): (w.window.user, host_of(w.scope)) for w, _ in pairs}
-        check = DatabaseSyncToAsync(_views_of_users, thread_sensitive=False)
-        seen_by = await check(pairs[0][1].viewset, users, pk)
-    for window, sub in pairs:
-        frame = _frame_for(sub, action, pk, seen_by.get(_user_key(window.window.user)), message["id"])
+        asks: dict[tuple[Any, ...], tuple[Any, Any, set[str]]] = {}
+        for message, window, sub in todo:
+            key = _ask_key(window, sub)
+            asks.setdefault(key, (window, sub, set()))[2].add(message["pk"])
+        check = DatabaseSyncToAsync(_answers, thread_sensitive=False)
+        answers = await check(todo[0][2].viewset, asks)
+    for message, window, sub in todo:
+        pk = message["pk"]
+        frame = _frame_for(sub, action, pk, answers.get((_ask_key(window, sub), pk)), message["id"])
         if frame is None:
             continue
+        if message.get("echo") is not None and window.window_id == message["echo"]:
+            frame["echo"] = True
         metrics.increment(f"resource_events_{frame['action']}")
         _send(window, frame)
 

@@ -39,7 +39,8 @@ class Change:
     first: str
     last: str
     groups: dict[str, None] = field(default_factory=dict)
-    exclude: str | None = None
+    #: The window whose REST request made the change (verified): its copy is marked echo.
+    echo: str | None = None
 
     @property
     def action(self) -> str | None:
@@ -55,16 +56,18 @@ class _Flush:
     def __init__(self) -> None:
         self.changes: dict[tuple[str, str], Change] = {}
 
-    def add(self, resource: str, pk: str, action: str, groups: Iterable[str], exclude: str | None) -> None:
+    def add(self, resource: str, pk: str, action: str, groups: Iterable[str], echo: str | None) -> None:
         change = self.changes.get((resource, pk))
         if change is None:
             change = self.changes[(resource, pk)] = Change(resource, pk, action, action)
         change.last = action
         change.groups.update(dict.fromkeys(groups))
-        change.exclude = exclude
+        change.echo = echo
 
     def __call__(self) -> None:
-        outgoing = []
+        # Group-major order: a group's events travel together, so the receiving process
+        # checks visibility for a run of them with one query per recipient (delivery.py).
+        by_group: dict[str, list[dict[str, Any]]] = {}
         for change in self.changes.values():
             action = change.action
             if action is None:
@@ -74,10 +77,12 @@ class _Flush:
                 resource=change.resource,
                 action=action,
                 pk=change.pk,
-                exclude=change.exclude,
+                echo=change.echo,
                 multi=len(change.groups) > 1,
             )
-            outgoing.extend(dict(message, group=group) for group in change.groups)
+            for group in change.groups:
+                by_group.setdefault(group, []).append(dict(message, group=group))
+        outgoing = [message for group in by_group.values() for message in group]
         if outgoing:
             try:
                 run_sync(_send, outgoing)
@@ -113,6 +118,28 @@ def _keep_last(using: str, flush: _Flush) -> None:
             return
 
 
+def record(resource: str, pk: str, action: str, groups: Iterable[str], echo: str | None, using: str) -> None:
+    """Add one change to the current transaction's flush (or send it now in autocommit)."""
+    if action not in (CREATED, UPDATED, DELETED):
+        raise ValueError(f"Unknown action {action!r}.")
+    groups = list(groups)
+    if not transaction.get_connection(using).in_atomic_block:
+        flush = _Flush()
+        flush.add(resource, pk, action, groups, echo)
+        flush()
+        return
+    flush = _pending_flush(using)
+    transaction.on_commit(lambda: flush.add(resource, pk, action, groups, echo), using=using)
+    _keep_last(using, flush)
+
+
+def groups_of(view: Any, obj: Any, partitions_before: Iterable[Any] = ()) -> list[str]:
+    """The groups an event about ``obj`` goes to: its partitions (before and now), its own."""
+    name = resource_name(type(view))
+    partitions = [*partitions_before, *view.get_live_partitions(obj)]
+    return [partition_group(name, p) for p in partitions] + [object_group(name, str(obj.pk))]
+
+
 def publish(
     viewset: Any,
     obj: Any,
@@ -127,29 +154,21 @@ def publish(
     deletions *before* deleting (the object's partitions are read from it), and pass the
     object's partitions from before an update in ``partitions_before`` so windows that
     could see it there hear that it moved. Runs after the current transaction commits.
+    ``window_id`` marks the copy that window receives as its own (``echo``); pass only a
+    window checked with :func:`floorchannels.windows.is_own_window`.
     """
-    if action not in (CREATED, UPDATED, DELETED):
-        raise ValueError(f"Unknown action {action!r}.")
     view = viewset() if isinstance(viewset, type) else viewset
-    name = resource_name(type(view))
     register(type(view))
-    pk = str(obj.pk)
-    partitions = [*partitions_before, *view.get_live_partitions(obj)]
-    groups = [partition_group(name, p) for p in partitions] + [object_group(name, pk)]
-    using = router.db_for_write(type(obj))
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        flush = _Flush()
-        flush.add(name, pk, action, groups, window_id)
-        flush()
-        return
-    flush = _pending_flush(using)
-    transaction.on_commit(lambda: flush.add(name, pk, action, groups, window_id), using=using)
-    _keep_last(using, flush)
+    groups = groups_of(view, obj, partitions_before)
+    record(resource_name(type(view)), str(obj.pk), action, groups, window_id, router.db_for_write(type(obj)))
 
 
 def publish_queryset(viewset: Any, queryset: Any, action: str = UPDATED) -> None:
-    """Publish for every object of ``queryset``: use after ``queryset.update()`` or
-    ``bulk_create()``, which send nothing by themselves."""
+    """Publish ``action`` for every object of ``queryset`` of one viewset's resource.
+
+    See :func:`floorchannels.rest.publish_many` to publish for every viewset observing a
+    model, and :func:`floorchannels.rest.tracking` for ``queryset.update()``.
+    """
+    view = viewset() if isinstance(viewset, type) else viewset
     for obj in queryset:
-        publish(viewset, obj, action)
+        publish(view, obj, action)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from ..windows import is_own_window
 from .events import CREATED, DELETED, UPDATED, publish
+from .observers import is_observed, requested_by
 from .resources import register
 
 #: The header a page sets on its REST requests to name its own window (no echo).
@@ -39,23 +41,43 @@ class LiveResourceMixin:
         """The partitions an object is published to (computed from the object only)."""
         return ["*"]
 
+    get_live_partitions.single_partition = True  # type: ignore[attr-defined]
+
     def get_live_subscription_partitions(self) -> list[Any]:
         """The partitions a subscriber (``self.request.user``) listens to."""
         return ["*"]
 
     def _live_window(self) -> str | None:
+        """The requester's own window named in the header, if it is theirs (else None)."""
         request = getattr(self, "request", None)
-        return request.headers.get(WINDOW_HEADER) if request is not None else None
+        if request is None:
+            return None
+        window_id = request.headers.get(WINDOW_HEADER)
+        return window_id if is_own_window(window_id, request.user) else None
+
+    def _publishes_itself(self, obj: Any) -> bool:
+        # An observed model publishes from its model signals; publishing here too would
+        # send each event twice when the request runs in autocommit.
+        return not is_observed(type(self), type(obj))
 
     def perform_create(self, serializer: Any) -> None:
-        super().perform_create(serializer)
-        publish(self, serializer.instance, CREATED, window_id=self._live_window())
+        window = self._live_window()
+        with requested_by(window):
+            super().perform_create(serializer)
+        if self._publishes_itself(serializer.instance):
+            publish(self, serializer.instance, CREATED, window_id=window)
 
     def perform_update(self, serializer: Any) -> None:
+        window = self._live_window()
         before = self.get_live_partitions(serializer.instance)
-        super().perform_update(serializer)
-        publish(self, serializer.instance, UPDATED, partitions_before=before, window_id=self._live_window())
+        with requested_by(window):
+            super().perform_update(serializer)
+        if self._publishes_itself(serializer.instance):
+            publish(self, serializer.instance, UPDATED, partitions_before=before, window_id=window)
 
     def perform_destroy(self, instance: Any) -> None:
-        publish(self, instance, DELETED, window_id=self._live_window())
-        super().perform_destroy(instance)
+        window = self._live_window()
+        if self._publishes_itself(instance):
+            publish(self, instance, DELETED, window_id=window)
+        with requested_by(window):
+            super().perform_destroy(instance)

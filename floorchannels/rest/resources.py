@@ -13,17 +13,33 @@ _resources: dict[str, type] = {}
 _urlconf_loaded = False
 
 
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def register(viewset: type) -> None:
+    """Record ``viewset`` as the definition of its resource name.
+
+    The viewset decides who sees what, so a name never silently changes hands: a subclass
+    that keeps its parent's name takes it over (it is the more specific definition), the
+    same class imported again replaces itself, and any other class claiming a taken name
+    is an ``ImproperlyConfigured`` error.
+    """
     name = resource_name(viewset)
     if name is None:
         return  # an abstract base: no queryset and no explicit name
     existing = _resources.get(name)
-    if existing is not None and existing.__qualname__ != viewset.__qualname__:
+    if existing is None or existing is viewset:
+        _resources[name] = viewset
+    elif issubclass(existing, viewset):
+        return  # a parent registering after its subclass (publish() with the parent)
+    elif issubclass(viewset, existing) or _dotted(existing) == _dotted(viewset):
+        _resources[name] = viewset
+    else:
         raise ImproperlyConfigured(
-            f"Live resource {name!r} is defined by both {existing.__qualname__} and {viewset.__qualname__}; "
-            "set live_resource on one of them."
+            f"Live resource {name!r} is defined by both {_dotted(existing)} and {_dotted(viewset)}; "
+            "give one of them its own live_resource."
         )
-    _resources[name] = viewset
 
 
 def resource_name(viewset: type) -> str | None:

@@ -101,11 +101,11 @@ async def test_a_failing_delivery_is_logged_and_the_next_event_still_arrives(use
     real = delivery.deliver
     failures = []
 
-    async def flaky(hub, state, message):
+    async def flaky(hub, state, batch):
         if not failures:
-            failures.append(message["id"])
+            failures.append(batch[0]["id"])
             raise RuntimeError("database went away")
-        await real(hub, state, message)
+        await real(hub, state, batch)
 
     monkeypatch.setattr(delivery, "deliver", flaky)
     with caplog.at_level(logging.ERROR, logger="floorchannels.rest"):

@@ -200,7 +200,8 @@ async def test_revoked_access_stops_the_data(users):
     await bob_window.close()
 
 
-async def test_the_sender_window_gets_no_echo(users):
+async def test_the_sender_window_gets_its_own_change_marked_echo(users):
+    """A page's own write reaches its own list once, marked, so it can tell it from others'."""
     alice = users["alice"]
     sender, other_tab = await subscribed(alice), await subscribed(alice)
     await sync_to_async(api(alice).post)(
@@ -209,10 +210,28 @@ async def test_the_sender_window_gets_no_echo(users):
         format="json",
         HTTP_X_FLOORCHANNELS_WINDOW=sender.welcome["window_id"],
     )
-    assert await events(sender) == []
-    assert simplified(await events(other_tab)) == [("created", "typed here")]
+    [own] = await events(sender)
+    [other] = await events(other_tab)
+    assert (own["action"], own["data"]["text"], own.get("echo")) == ("created", "typed here", True)
+    assert (other["action"], other["data"]["text"], "echo" in other) == ("created", "typed here", False)
     await sender.close()
     await other_tab.close()
+
+
+async def test_the_window_header_cannot_name_another_users_window(users):
+    """Window ids are public (presence lists them): naming bob's window from alice's request
+    marks nothing in bob's window."""
+    alice, bob = users["alice"], users["bob"]
+    bob_window = await subscribed(bob)
+    await sync_to_async(api(alice).post)(
+        "/api/notes/",
+        {"text": "shared by alice", "shared": True},
+        format="json",
+        HTTP_X_FLOORCHANNELS_WINDOW=bob_window.welcome["window_id"],
+    )
+    [event] = await events(bob_window)
+    assert (event["action"], event["data"]["text"], "echo" in event) == ("created", "shared by alice", False)
+    await bob_window.close()
 
 
 async def test_object_subscription(users):
