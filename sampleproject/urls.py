@@ -12,7 +12,11 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("notes/", views.notes, name="notes"),
     path("api/", include(router.urls)),
-    path("login/", auth_views.LoginView.as_view(template_name="demo/login.html"), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="demo/login.html", extra_context={"page": "login"}),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
