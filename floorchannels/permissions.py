@@ -114,10 +114,20 @@ class _Not(_All):
 
 
 server_side = _ServerSide()
+"""No browser: only Python code (views, commands, workers) may send the signal. The
+default of ``@signal``, so a handler is never exposed by accident."""
+
 everyone = _Everyone()
+"""Every window, anonymous visitors included."""
+
 is_authenticated = _UserFlag("is_authenticated")
+"""Windows of a signed-in, active user."""
+
 is_staff = _UserFlag("is_staff")
+"""Windows of an active user with ``is_staff``."""
+
 is_superuser = _UserFlag("is_superuser")
+"""Windows of an active user with ``is_superuser``."""
 
 
 def as_permission(value: Any) -> Permission | Callable[..., Any]:

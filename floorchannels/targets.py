@@ -36,9 +36,20 @@ class UserTarget(Target):
 
 
 SERVER = Target("SERVER")
+"""The Python handlers of the signal: run inline in the caller, or on a worker when the
+handler was registered with ``queue=``. Browsers are not reached through it."""
+
 WINDOW = Target("WINDOW")
+"""The one browser window of ``window=...``: in a handler, the window that called."""
+
 BROADCAST = Target("BROADCAST")
+"""Every connected window, anonymous ones included."""
+
 USER = UserTarget()
+"""Every window of the ``window=...``'s signed-in user, in all their tabs and devices.
+
+``USER(user_or_pk)`` names any user's windows instead; a user instance as a target does
+the same. Anonymous windows have no user group."""
 
 
 def groups_for(targets: Iterable[Any], window: WindowInfo | None) -> list[str]:
