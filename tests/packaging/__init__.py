@@ -1,0 +1,1 @@
+"""Tests of what is published: README as a new user follows it."""
