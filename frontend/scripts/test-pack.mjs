@@ -12,7 +12,9 @@
 //      checked too), bundles with esbuild, and the bundle runs: a call is answered, a signal
 //      reaches its handler, a live list applies an event;
 //   4. node imports the package, and the browser bundle, run by jsdom as a classic script,
-//      defines the global `floorchannels` with the same exports and connects on its own.
+//      defines the global `floorchannels` with the same exports and connects on its own;
+//   5. the `ts` examples of README's "TypeScript" section type-check as written (in step 3),
+//      and the package's version is the Python package's.
 //
 // A plain node script rather than a vitest file, so `npm test` never runs it. Exits non-zero
 // on the first failure. `--keep` leaves the scratch directory for a look.
@@ -120,13 +122,22 @@ async function main() {
   same("README.md", join(root, "README.md"));
   same("dist/floorchannels.js", BUNDLE_PATH);
 
-  step("a TypeScript consumer: tsc under Bundler and NodeNext");
+  const pythonVersion = readFileSync(resolve(root, "../floorchannels/__init__.py"), "utf8").match(
+    /^__version__ = "([^"]+)"/m,
+  )?.[1];
+  assert.equal(shipped.version, pythonVersion, "package.json's version differs from floorchannels.__version__");
+
+  step("a TypeScript consumer and README's examples: tsc under Bundler and NodeNext");
   writeFileSync(join(consumer, "src/app.ts"), CONSUMER_APP);
   writeFileSync(join(consumer, "src/page.ts"), CONSUMER_PAGE);
+  const examples = readmeTypeScript();
+  assert.ok(examples.length >= 2, `README's TypeScript section has ${examples.length} ts examples`);
+  examples.forEach((code, i) => writeFileSync(join(consumer, `src/readme-${i + 1}.ts`), code + README_STUBS));
   const common = {
     target: "ES2020",
     lib: ["ES2020", "DOM"],
     strict: true,
+    moduleDetection: "force",
     noEmit: true,
     skipLibCheck: false,
     types: [],
@@ -207,6 +218,20 @@ async function main() {
   const { size } = await import("node:fs").then((fs) => fs.statSync(tarball));
   step(`ok: ${listed.length} files, tarball ${(size / 1024).toFixed(1)} kB`);
 }
+
+/** The ```ts blocks of README's "TypeScript" section, as written. */
+function readmeTypeScript() {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const section = readme.split(/^## /m).find((part) => part.startsWith("TypeScript\n"));
+  assert.ok(section, "README has no \"## TypeScript\" section");
+  return [...section.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((match) => match[1]);
+}
+
+// What README's examples leave to the reader's page (appended: a `/// <reference>` must come first).
+const README_STUBS = `
+declare function render(items: readonly unknown[]): void;
+declare function showLogin(): void;
+`;
 
 /** The bundle as a page's `<script>`: window.floorchannels with the ESM's exports, and autostart connects. */
 async function checkBrowserBundle(code, esmKeys) {
