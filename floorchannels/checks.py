@@ -1,7 +1,34 @@
-"""System checks: the mistakes that otherwise fail silently at run time."""
+"""System checks: the mistakes that otherwise fail silently at run time.
+
+Every id, and what to do about it:
+
+- ``E001`` CHANNEL_LAYERS has no layer for ``FLOORCHANNELS["CHANNEL_LAYER"]``.
+- ``E002`` the layer cannot be loaded (the message says why).
+- ``E003`` the layer has no groups.
+- ``E004`` ASGI_APPLICATION is not set; ``E005`` it cannot be imported.
+- ``E006`` the layer's package is not installed (channels-redis: the ``redis`` extra).
+- ``E007`` ``HISTORY_REDIS_URL`` is set but redis-py is not installed (the ``redis`` extra).
+- ``E008`` a known ``FLOORCHANNELS`` key holds a value of the wrong type;
+  ``E009`` ``FLOORCHANNELS`` is not a dict.
+- ``W001`` ASGI_APPLICATION does not route to floorchannels' consumer at all.
+- ``W002`` signals use queues but ``channels`` (which provides ``runworker``) is not installed.
+- ``W003`` the layer's capacity drops bursts.
+- ``W004`` an unknown key in ``FLOORCHANNELS`` (with the nearest known key, if any).
+- ``W005`` ``manage.py runserver`` is Django's (HTTP only), not daphne's: the socket is a 404.
+- ``W006`` ASGI_APPLICATION has no ``"websocket"`` protocol.
+- ``W007`` ASGI_APPLICATION routes the consumer, but not at the path browsers connect to
+  (``FLOORCHANNELS["URL"]``).
+
+The routing checks (W001, W006, W007) are warnings, not errors: ASGI_APPLICATION is what
+``runserver`` and ``runworker`` serve, while a production server may be given another
+application on its command line.
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
+import sys
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -9,7 +36,51 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.utils.module_loading import import_string
 
-from .conf import fc_settings
+from .conf import DEFAULTS, TYPES, fc_settings
+
+#: Packages a channel layer may need that floorchannels' ``redis`` extra installs.
+_REDIS_PACKAGES = {"channels_redis", "redis"}
+_REDIS_EXTRA = 'pip install "floorchannels[redis]"'
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Unknown keys (a typo keeps the default, silently) and values of the wrong type."""
+    user = getattr(settings, "FLOORCHANNELS", None)
+    if user is None:
+        return []
+    if not isinstance(user, dict):
+        return [
+            Error(
+                f"FLOORCHANNELS must be a dict, not {type(user).__name__}.",
+                hint='For example FLOORCHANNELS = {"URL": "ws/floorchannels/"}.',
+                id="floorchannels.E009",
+            )
+        ]
+    problems: list[Any] = []
+    for name, value in user.items():
+        if name not in DEFAULTS:
+            close = difflib.get_close_matches(str(name), DEFAULTS, n=1)
+            hint = f"Did you mean {close[0]!r}?" if close else "See docs/settings.md for the settings."
+            problems.append(
+                Warning(
+                    f"FLOORCHANNELS has an unknown key {name!r}; floorchannels ignores it.",
+                    hint=hint,
+                    id="floorchannels.W004",
+                )
+            )
+            continue
+        allowed = TYPES[name]
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            expected = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+            problems.append(
+                Error(
+                    f"FLOORCHANNELS[{name!r}] is {value!r} ({type(value).__name__}); it must be {expected}.",
+                    hint=f"The default is {DEFAULTS[name]!r}.",
+                    id="floorchannels.E008",
+                )
+            )
+    return problems
 
 
 @register()
@@ -25,11 +96,22 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="floorchannels.E001",
             )
         ]
+    path = layers[alias].get("BACKEND", "")
     try:
-        backend = import_string(layers[alias]["BACKEND"])
+        backend = import_string(path)
         # An instance, not the class: the Redis pub/sub layer provides its methods per loop.
         layer = get_channel_layer(alias)
-    except Exception as exc:
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] in _REDIS_PACKAGES:
+            return [
+                Error(
+                    f"The {alias!r} channel layer ({path}) needs the {exc.name} package, which is not installed.",
+                    hint=_REDIS_EXTRA,
+                    id="floorchannels.E006",
+                )
+            ]
+        return [Error(f"The {alias!r} channel layer cannot be loaded: {exc}", id="floorchannels.E002")]
+    except Exception as exc:  # an answer, not a crash of `manage.py check`
         return [Error(f"The {alias!r} channel layer cannot be loaded: {exc}", id="floorchannels.E002")]
     if not all(hasattr(layer, name) for name in ("group_add", "group_discard", "group_send")):
         return [
@@ -40,6 +122,27 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+@register()
+def check_history_redis(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """HISTORY_REDIS_URL with the in-memory layer needs redis-py, which the layer does not."""
+    if fc_settings.HISTORY and fc_settings.HISTORY_REDIS_URL and importlib.util.find_spec("redis") is None:
+        return [
+            Error(
+                "FLOORCHANNELS['HISTORY_REDIS_URL'] is set, but the redis package is not installed.",
+                hint=_REDIS_EXTRA,
+                id="floorchannels.E007",
+            )
+        ]
+    return []
+
+
+# Routing ----------------------------------------------------------------------------------
+
+#: What a websocket connection to a path meets: floorchannels' consumer, another
+#: application, no route at all, or an application the check cannot see into.
+CONSUMER, OTHER, NO_ROUTE, UNKNOWN = "consumer", "other", "no route", "unknown"
 
 
 def _contains_consumer(app: Any, seen: set[int]) -> bool:
@@ -64,6 +167,49 @@ def _contains_consumer(app: Any, seen: set[int]) -> bool:
     return any(_contains_consumer(child, seen) for child in children)
 
 
+def _route(app: Any, path: str, depth: int = 0) -> str:
+    """Where a websocket connection to ``path`` ends up in ``app``, resolved the way
+    Channels' ``URLRouter`` resolves it (leading slash dropped, first matching route, a
+    nested router that finds nothing passes on to the next route)."""
+    from channels.routing import URLRouter
+
+    from .consumers import SignalConsumer
+
+    if app is None or depth > 50:
+        return UNKNOWN
+    consumer = getattr(app, "consumer_class", None)
+    if isinstance(consumer, type):
+        return CONSUMER if issubclass(consumer, SignalConsumer) else OTHER
+    if isinstance(app, URLRouter):
+        remaining = path.lstrip("/")
+        for route in app.routes:
+            match = route.pattern.match(remaining)
+            if match:
+                outcome = _route(route.callback, match[0], depth + 1)
+                if outcome != NO_ROUTE:
+                    return outcome
+        return NO_ROUTE
+    # Middleware (Channels' BaseMiddleware and its stacks: .inner; OriginValidator: .application).
+    for attribute in ("inner", "application"):
+        inner = getattr(app, attribute, None)
+        if inner is not None and inner is not app:
+            return _route(inner, path, depth + 1)
+    return UNKNOWN
+
+
+def _websocket_app(application: Any) -> tuple[bool, Any]:
+    """(whether ``application`` can take websockets, the app that does)."""
+    from channels.routing import ProtocolTypeRouter
+    from django.core.handlers.asgi import ASGIHandler
+
+    if isinstance(application, ProtocolTypeRouter):
+        websocket = application.application_mapping.get("websocket")
+        return websocket is not None, websocket
+    if isinstance(application, ASGIHandler):  # get_asgi_application(), static files handler too
+        return False, None
+    return True, application
+
+
 @register()
 def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     path = getattr(settings, "ASGI_APPLICATION", None)
@@ -79,7 +225,22 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         application = import_string(path)
     except Exception as exc:
         return [Error(f"ASGI_APPLICATION {path!r} cannot be imported: {exc}", id="floorchannels.E005")]
-    if not _contains_consumer(application, set()):
+    takes_websockets, websocket = _websocket_app(application)
+    if not takes_websockets:
+        return [
+            Warning(
+                f"{path} has no 'websocket' protocol: servers answer floorchannels' socket with 404 or 403.",
+                hint='Make it a channels.routing.ProtocolTypeRouter with "websocket": '
+                "URLRouter(floorchannels.routing.websocket_urlpatterns).",
+                id="floorchannels.W006",
+            )
+        ]
+    url = "/" + str(fc_settings.URL).lstrip("/")
+    outcome = _route(websocket, url)
+    if outcome == CONSUMER:
+        return []
+    contains = _contains_consumer(application, set())
+    if not contains:
         return [
             Warning(
                 f"{path} does not route to floorchannels' websocket consumer.",
@@ -87,7 +248,68 @@ def check_routing(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="floorchannels.W001",
             )
         ]
-    return []
+    if outcome == UNKNOWN:
+        return []  # an application the check cannot see into: trust it
+    return [
+        Warning(
+            f"Browsers connect to {url} (FLOORCHANNELS['URL']), but {path} routes that path "
+            + ("to another application" if outcome == OTHER else "nowhere")
+            + ", so their sockets are refused. floorchannels' consumer is routed at another path.",
+            hint="Include floorchannels.routing.websocket_urlpatterns in the outermost 'websocket' "
+            "URLRouter, not under a prefix, or set FLOORCHANNELS['URL'] to the full path of the route.",
+            id="floorchannels.W007",
+        )
+    ]
+
+
+# runserver --------------------------------------------------------------------------------
+
+
+def running_command() -> str | None:
+    """The management command this process runs (``manage.py <command>``), or None.
+
+    Django's checks are not told which command runs them; ``manage.py``, ``django-admin``
+    and ``python -m django`` all take it from ``sys.argv[1]``, as here (the autoreloader's
+    child process is started with the same arguments).
+    """
+    return sys.argv[1] if len(sys.argv) > 1 else None
+
+
+@register()
+def check_runserver(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Under Django's own runserver (WSGI, HTTP only) the websocket is a 404 and the page's
+    client stays "connecting": only daphne's runserver serves ASGI_APPLICATION.
+
+    ``runserver`` is the command of the first app in INSTALLED_APPS that has one, so
+    daphne must come before django.contrib.staticfiles (whose runserver serves static files
+    over WSGI). Only when the running command is ``runserver``: a project served by uvicorn
+    or daphne in production needs neither.
+    """
+    if running_command() != "runserver":
+        return []
+    from django.core.management import get_commands
+
+    provider = get_commands().get("runserver")
+    if provider == "daphne":
+        return []
+    url = "/" + str(fc_settings.URL).lstrip("/")
+    server = "Django's own runserver" if provider == "django.core" else f"{provider}'s runserver"
+    if importlib.util.find_spec("daphne") is None:
+        hint = (
+            'Install daphne (pip install "floorchannels[daphne]") and put "daphne" first in INSTALLED_APPS.'
+        )
+    elif provider == "django.contrib.staticfiles":
+        hint = 'Move "daphne" before "django.contrib.staticfiles" in INSTALLED_APPS (first is simplest).'
+    else:
+        hint = 'Add "daphne" to INSTALLED_APPS, first.'
+    return [
+        Warning(
+            f"`manage.py runserver` is {server}, which serves HTTP only: floorchannels' "
+            f"websocket ({url}) answers 404 and pages stay connecting.",
+            hint=hint + " Or serve ASGI_APPLICATION with an ASGI server (daphne, uvicorn).",
+            id="floorchannels.W005",
+        )
+    ]
 
 
 @register()

@@ -117,13 +117,38 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _types_of(default: Any) -> tuple[type, ...]:
+    """What a setting may hold, from its default: a float setting takes an int too."""
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (int, float)
+    return (type(default),)
+
+
+#: The types each setting accepts (the system check floorchannels.E008 compares them).
+#: An int setting is a count and takes only ints; True/False are never numbers here.
+TYPES: dict[str, tuple[type, ...]] = {name: _types_of(value) for name, value in DEFAULTS.items()} | {
+    # Seconds, whole or not.
+    "WINDOW_KEY_MAX_AGE": (int, float),
+    "HISTORY_TTL": (int, float),
+    # None: decided by the layer.
+    "RUN_QUEUES_IN_PROCESS": (bool, type(None)),
+    "HISTORY_REDIS_URL": (str, type(None)),
+    # None or False: no autodiscovery.
+    "AUTODISCOVER": (str, bool, type(None)),
+}
+
+
 class Settings:
     """Attribute access to ``settings.FLOORCHANNELS`` merged over :data:`DEFAULTS`."""
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown floorchannels setting {name!r}")
-        user = getattr(settings, "FLOORCHANNELS", None) or {}
+        user = getattr(settings, "FLOORCHANNELS", None)
+        if not isinstance(user, dict):
+            user = {}  # not a dict: the system check floorchannels.E009 says so
         return user.get(name, DEFAULTS[name])
 
 

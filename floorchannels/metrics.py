@@ -40,23 +40,34 @@ def reset() -> None:
     _counters.clear()
 
 
+def _prometheus() -> Any:
+    """prometheus_client, or an error that names the extra that installs it."""
+    try:
+        import prometheus_client.core
+    except ImportError as exc:
+        raise ImportError(
+            'floorchannels.metrics.register_prometheus() needs prometheus_client: pip install "floorchannels[prometheus]"'
+        ) from exc
+    return prometheus_client
+
+
 class PrometheusCollector:
     """A ``prometheus_client`` collector reading :func:`snapshot` at scrape time."""
 
     def collect(self) -> Any:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
+        core = _prometheus().core
         for name, value in sorted(snapshot().items()):
             if name == "connections_open":
-                yield GaugeMetricFamily("floorchannels_connections_open", "Open websockets.", value=value)
+                yield core.GaugeMetricFamily(
+                    "floorchannels_connections_open", "Open websockets.", value=value
+                )
             else:
-                yield CounterMetricFamily(f"floorchannels_{name}", f"floorchannels {name}.", value=value)
+                yield core.CounterMetricFamily(f"floorchannels_{name}", f"floorchannels {name}.", value=value)
 
 
 def register_prometheus(registry: Any = None) -> PrometheusCollector:
     """Expose the counters in ``registry`` (default: prometheus_client's global one)."""
-    from prometheus_client import REGISTRY
-
+    registry = registry or _prometheus().REGISTRY
     collector = PrometheusCollector()
-    (registry or REGISTRY).register(collector)
+    registry.register(collector)
     return collector

@@ -22,6 +22,7 @@ import weakref
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from . import metrics
 from .conf import fc_settings
@@ -33,12 +34,24 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, b
 )
 
 
+def _redis() -> Any:
+    """redis-py's asyncio module, or a clear error: it comes with the ``redis`` extra, which
+    a project on the in-memory layer does without (system checks E006 and E007)."""
+    try:
+        import redis.asyncio
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            'floorchannels keeps history and presence in Redis here, which needs redis-py: pip install "floorchannels[redis]"'
+        ) from exc
+    return redis.asyncio
+
+
 @functools.cache
 def _pool_class() -> type:
-    from redis.asyncio import BlockingConnectionPool
+    base = _redis().BlockingConnectionPool
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    class BoundedPool(BlockingConnectionPool):
+    class BoundedPool(base):
         """Counts the commands that gave up waiting for a connection."""
 
         async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
@@ -54,8 +67,7 @@ def _pool_class() -> type:
 
 def redis_client(url: str, decode_responses: bool = False) -> Any:
     """The running loop's client for ``url``."""
-    import redis.asyncio as redis
-
+    redis = _redis()
     loop = asyncio.get_running_loop()
     per_loop = _clients.get(loop)
     if per_loop is None:
