@@ -136,3 +136,20 @@ async def test_progress_tutorial_refusals_are_the_ones_it_names(progress_tutoria
     wrong = await window.call("reports.build", month="11")
     assert wrong["ok"] is False and wrong["error"]["code"] == "invalid_arguments"
     await window.close()
+
+
+def test_settings_page_lists_every_system_check():
+    source = (Path(floorchannels.__file__).parent / "checks.py").read_text()
+    ids = set(re.findall(r'id="(floorchannels\.[EW]\d+)"', source))
+    listed = set(re.findall(r"^\| `(floorchannels\.[EW]\d+)` \|", (DOCS / "settings.md").read_text(), re.M))
+    assert listed == ids, (
+        f"docs/settings.md lists {sorted(listed - ids)} extra, misses {sorted(ids - listed)}"
+    )
+
+
+def test_settings_page_names_every_setting():
+    from floorchannels.conf import DEFAULTS
+
+    text = (DOCS / "settings.md").read_text()
+    missing = [name for name in DEFAULTS if f"`{name}`" not in text]
+    assert not missing, f"docs/settings.md does not describe {missing}"
