@@ -40,6 +40,7 @@ async def notify_tabs(window, message: str = "Hello from the server") -> None:
 
 @signal("demo.staff_only", is_allowed_to=is_staff)
 def staff_only(window) -> str:
+    """Refused to anyone but staff: the reply is the error ``forbidden``."""
     return "You are staff."
 
 

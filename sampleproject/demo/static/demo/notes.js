@@ -60,12 +60,14 @@
   }
 
   // excerpt: live-list
-  floorchannels.liveList(client, "notes", {
+  const notes = floorchannels.liveList(client, "notes", {
     refetch: () => api("GET", "/api/notes/").then((response) => response.json()),
     sort: (a, b) => b.id - a.id,
     onChange: (notes) => list.replaceChildren(...notes.map(noteItem)),
   });
   // end excerpt
+  // Subscribed and loaded: from now on every change reaches this list.
+  notes.ready.then(() => (list.dataset.loaded = "true"));
 
   // excerpt: share
   list.addEventListener("change", (event) => {

@@ -1,0 +1,202 @@
+"""The demo as a visitor meets it: two accounts in real Chromium against the sample project
+under daphne. What each test asserts is what the visitor sees on the page."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from sampleproject.screenshots import PHONE, sign_in
+from tests.e2e.conftest import ROOT, Project
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+#: The narrowest phone the demo promises to fit, in CSS pixels.
+NARROW = {"width": 375, "height": 812}
+NO_OVERFLOW = "document.scrollingElement.scrollWidth <= window.innerWidth"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing (make test installs Debian's chromium).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The sample project under one daphne, on the in-memory layer, shared by this module's
+    tests (each starts its own browser contexts; none depends on another's notes)."""
+    project = Project(tmp_path_factory.mktemp("demo"), None)
+    try:
+        yield project.daphne()
+    finally:
+        project.close()
+
+
+def frames(page, direction: str):
+    return page.locator(f"#frame-log li[data-direction={direction}] .frame-body")
+
+
+def documented_error_codes() -> list[str]:
+    """The codes of docs/protocol.md's error table."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    table = text.split("## Error codes", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z_]+)` \|", table, re.MULTILINE)
+
+
+def test_frame_log_shows_the_socket_and_stays_bounded(browser, server):
+    context = browser.new_context()
+    alice = sign_in(context, server.http, "alice")
+
+    # The hello went out and the welcome came in, as the first frames of this socket.
+    expect(frames(alice, "out").last).to_contain_text('"type":"hello"')
+    expect(frames(alice, "in").last).to_contain_text('"type":"welcome"')
+    window_id = alice.evaluate("window.demo.client.windowId")
+    expect(alice.locator("[data-window-id]")).to_have_text(window_id[:8])
+
+    alice.click("#add-form button")
+    expect(alice.locator("#add-result")).to_have_text("5")
+    expect(frames(alice, "out").first).to_contain_text('"signal":"demo.add","kwargs":{"a":2,"b":3}')
+    expect(frames(alice, "in").first).to_contain_text('"result":5')
+
+    # Two tasks of 100 progress steps each send this window over 200 frames: the log keeps
+    # the newest 150 and counts them all.
+    alice.evaluate("window.demo.client.call('demo.progress', {steps: 100, delay: 0})")
+    expect(alice.locator("#progress-text")).to_have_text("100 / 100", timeout=30000)
+    before = int(alice.locator("#frame-count").inner_text())
+    alice.evaluate("window.demo.client.call('demo.progress', {steps: 100, delay: 0})")
+    alice.wait_for_function(f"Number(document.getElementById('frame-count').textContent) >= {before + 101}")
+    expect(alice.locator("#frame-log li")).to_have_count(150)
+    expect(frames(alice, "in").first).to_contain_text('"done":100')
+    context.close()
+
+
+def test_error_replies_read_as_sentences(browser, server):
+    context = browser.new_context()
+    alice = sign_in(context, server.http, "alice")
+
+    cases = [
+        ("#staff-only", "#staff-error", "forbidden", "Your account is not allowed to do that."),
+        ("#unknown-signal", "#unknown-error", "unknown_signal", "The server has no signal by that name."),
+        (
+            "#bad-arguments",
+            "#bad-error",
+            "invalid_arguments",
+            "The values sent do not fit what the signal expects.",
+        ),
+    ]
+    for button, slot, code, sentence in cases:
+        alice.click(button)
+        expect(alice.locator(slot)).to_have_text(sentence)
+        expect(alice.locator(slot)).to_be_visible()
+        expect(alice.locator(slot)).to_have_attribute("data-code", code)
+
+    # A failed call that later succeeds clears its sentence.
+    alice.fill("input[name=a]", "")
+    alice.click("#add-form button")
+    expect(alice.locator("#add-error")).to_have_text("The values sent do not fit what the signal expects.")
+    alice.fill("input[name=a]", "4")
+    alice.click("#add-form button")
+    expect(alice.locator("#add-result")).to_have_text("7")
+    expect(alice.locator("#add-error")).to_be_hidden()
+
+    # Every code docs/protocol.md documents has its sentence, none is the code itself.
+    messages = alice.evaluate("window.demo.ERROR_MESSAGES")
+    codes = documented_error_codes()
+    assert len(codes) >= 10, codes
+    for code in codes:
+        assert code in messages and messages[code] and code not in messages[code], code
+    context.close()
+
+
+def test_the_code_beside_a_widget_is_the_code_that_runs(browser, server):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.http + "/")
+    signals = (ROOT / "sampleproject" / "demo" / "signals.py").read_text()
+    index_js = (ROOT / "sampleproject" / "demo" / "static" / "demo" / "index.js").read_text()
+    chat = page.locator("section", has=page.locator("#chat-title")).locator(".code pre")
+    python, javascript = chat.nth(0).inner_text(), chat.nth(1).inner_text()
+    assert python.startswith('@signal("demo.chat"') and python in signals
+    assert 'client.on("chat.message"' in javascript
+    assert all(line.strip() in index_js for line in javascript.splitlines())
+    context.close()
+
+
+def test_sharing_a_note_shows_it_to_the_other_account_and_unsharing_takes_it_back(browser, server):
+    alice_context, bob_context = browser.new_context(), browser.new_context()
+    alice = sign_in(alice_context, server.http, "alice", "/notes/")
+    bob = sign_in(bob_context, server.http, "bob", "/notes/")
+    # Both lists are subscribed and loaded once their first GET is answered.
+    for page in (alice, bob):
+        expect(page.locator("#notes")).to_have_attribute("data-loaded", "true")
+
+    alice.fill("#note-text", "the plan")
+    alice.click("#note-form button")
+    note = alice.locator("#notes li", has_text="the plan")
+    expect(note.locator(".meta")).to_have_text("yours · private")
+    expect(bob.locator("#notes li")).to_have_count(0)
+
+    note.get_by_role("switch").check()
+    expect(bob.locator("#notes li .text")).to_have_text(["the plan"])
+    expect(bob.locator("#notes li .meta")).to_have_text(["shared by alice"])
+    expect(note.locator(".meta")).to_have_text("yours · shared")
+    # Bob may read alice's note, not change it: no switch, no delete button.
+    expect(bob.locator("#notes li").get_by_role("switch")).to_have_count(0)
+    expect(bob.locator("#notes li").get_by_role("button")).to_have_count(0)
+
+    note.get_by_role("switch").uncheck()
+    expect(bob.locator("#notes li")).to_have_count(0)
+    expect(note.locator(".meta")).to_have_text("yours · private")
+
+    # A later shared note is the marker: bob's list holds exactly it, the unshared note
+    # did not come back.
+    alice.fill("#note-text", "marker")
+    alice.check("#note-shared")
+    alice.click("#note-form button")
+    expect(bob.locator("#notes li .text")).to_have_text(["marker"])
+    alice_context.close()
+    bob_context.close()
+
+
+def test_pages_fit_a_phone(browser, server):
+    """No sideways scrolling at 375 px, with the page full of long content."""
+    context = browser.new_context(viewport=NARROW, is_mobile=True, has_touch=True)
+    login = context.new_page()
+    login.goto(server.http + "/login/")
+    assert login.evaluate(NO_OVERFLOW), login.evaluate("document.scrollingElement.scrollWidth")
+    login.close()
+
+    page = sign_in(context, server.http, "alice")
+    long_word = "x" * 200
+    page.fill("#chat-text", f"a long line {long_word}")
+    page.click("#chat-form button")
+    expect(page.locator("#chat-log li", has_text=long_word)).to_have_count(1)
+    page.click("#bad-arguments")
+    expect(page.locator("#bad-error")).to_be_visible()
+    assert page.evaluate(NO_OVERFLOW), page.evaluate("document.scrollingElement.scrollWidth")
+
+    page.goto(server.http + "/notes/")
+    expect(page.locator("#notes")).to_have_attribute("data-loaded", "true")
+    page.fill("#note-text", long_word)
+    page.click("#note-form button")
+    expect(page.locator("#notes li .text", has_text=long_word)).to_have_count(1)
+    assert page.evaluate(NO_OVERFLOW), page.evaluate("document.scrollingElement.scrollWidth")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(ARTIFACTS / "demo-notes-phone.png"), full_page=True)
+    context.close()
