@@ -12,9 +12,16 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "channels",
     "rest_framework",
+    "guardian",
+    "django_filters",
     "floorchannels",
     "tests.testapp",
 ]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

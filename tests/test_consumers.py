@@ -44,7 +44,7 @@ async def test_anonymous_window_says_hello_and_is_welcomed():
     key = make_key()
     window = await open_window(key)
     assert window.welcome["protocol"] == 1
-    assert len(window.welcome["window_id"]) == 32
+    assert len(window.welcome["window_id"]) == 40
     assert window.welcome["heartbeat"] > 0
     await window.close()
 

@@ -9,7 +9,8 @@ from .events import CREATED, DELETED, UPDATED, publish
 from .observers import is_observed, requested_by
 from .resources import register
 
-#: The header a page sets on its REST requests to name its own window (no echo).
+#: The header a page sets on its REST requests to name its own window: that window's copy of
+#: the events it causes is marked ``echo`` (only when the window is the requester's own).
 WINDOW_HEADER = "X-Floorchannels-Window"
 
 

@@ -65,9 +65,21 @@ def get_resource(name: str) -> type | None:
     return viewset
 
 
+def _same_for_str_and_int(partition: Any) -> Any:
+    # A subscriber's partition often comes from the query string or URL kwargs ("7") and an
+    # object's from a field (7): both must name one group. Partitions only narrow the
+    # fan-out (the viewset still decides visibility), so merging them is safe.
+    if isinstance(partition, int) and not isinstance(partition, bool):
+        return str(partition)
+    if isinstance(partition, tuple | list):
+        return tuple(_same_for_str_and_int(part) for part in partition)
+    return partition
+
+
 def partition_group(resource: str, partition: Any) -> str:
     """The group of one partition of a resource: deterministic, valid, short."""
-    digest = hashlib.sha256(f"{resource}\x00{serialize_topic(partition)}".encode()).hexdigest()[:40]
+    key = serialize_topic(_same_for_str_and_int(partition))
+    digest = hashlib.sha256(f"{resource}\x00{key}".encode()).hexdigest()[:40]
     return f"fc.r.{digest}"
 
 

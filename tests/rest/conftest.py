@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission, User
 
 from floorchannels.rest import publish
 from tests.conftest import Window, frames_before_pong, make_key, open_window, session_headers
-from tests.testapp.models import Note
+from tests.testapp.models import Note, Project
 from tests.testapp.views import NoteViewSet
 
 
@@ -24,6 +24,16 @@ def users(db):
     return {name: make_user(name) for name in ("alice", "bob")}
 
 
+@pytest.fixture
+def team(db):
+    """alice and bob in project "one", carol in project "two"."""
+    alice, bob, carol = (make_user(name) for name in ("alice", "bob", "carol"))
+    one, two = Project.objects.create(name="one"), Project.objects.create(name="two")
+    one.members.add(alice, bob)
+    two.members.add(carol)
+    return {"alice": alice, "bob": bob, "carol": carol, "one": one, "two": two}
+
+
 async def window_of(user: Any) -> Window:
     """A window of ``user`` (None: an anonymous visitor)."""
     headers = await sync_to_async(session_headers)(user) if user is not None else []
@@ -31,9 +41,10 @@ async def window_of(user: Any) -> Window:
 
 
 async def subscribe(
-    window: Window, resource: str = "notes", pk: Any = None, sub_id: str = "s1"
+    window: Window, resource: str = "notes", pk: Any = None, sub_id: str = "s1", **query: Any
 ) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "subscribe", "id": sub_id, "resource": resource}
+    """Send a subscribe frame (``query``: its ``params`` and ``kwargs``) and return the reply."""
+    frame: dict[str, Any] = {"type": "subscribe", "id": sub_id, "resource": resource, **query}
     if pk is not None:
         frame["pk"] = pk
     await window.ws.send_json_to(frame)
@@ -42,9 +53,9 @@ async def subscribe(
     return reply
 
 
-async def subscribed(user: Any, resource: str = "notes", pk: Any = None) -> Window:
+async def subscribed(user: Any, resource: str = "notes", pk: Any = None, **query: Any) -> Window:
     window = await window_of(user)
-    reply = await subscribe(window, resource, pk)
+    reply = await subscribe(window, resource, pk, **query)
     assert reply["ok"], reply
     return window
 

@@ -1,11 +1,13 @@
 """Viewsets of the tests' live resources: private notes per owner, plus shared ones."""
 
 from django.db.models import Q
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import permissions, serializers, viewsets
+from rest_framework_guardian.filters import ObjectPermissionsFilter
 
 from floorchannels.rest import LiveResourceMixin
 
-from .models import Note
+from .models import Document, Note, Project, Task
 
 
 class NoteSerializer(serializers.ModelSerializer):
@@ -57,3 +59,67 @@ class StaffNoteViewSet(LiveResourceMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = NoteSerializer
     permission_classes = [permissions.IsAdminUser]
     queryset = Note.objects.all()
+
+
+class TaskSerializer(serializers.HyperlinkedModelSerializer):
+    """Hyperlinked: live data must carry the scheme, host and port a GET would."""
+
+    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all())
+    assignees = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Task
+        fields = ["url", "id", "project", "title", "done", "assignees"]
+        extra_kwargs = {"url": {"view_name": "task-detail"}}
+
+
+class TaskViewSet(LiveResourceMixin, viewsets.ModelViewSet):
+    """Tasks of the user's projects, filtered with django-filter (?project=, ?done=)."""
+
+    live_resource = "tasks"
+    queryset = Task.objects.all()
+    serializer_class = TaskSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    filter_backends = [DjangoFilterBackend]
+    filterset_fields = ["project", "done"]
+
+    def get_queryset(self):
+        return Task.objects.filter(project__members=self.request.user).distinct().order_by("id")
+
+    def get_live_partitions(self, obj):
+        return [("project", obj.project_id)]
+
+    def get_live_subscription_partitions(self):
+        project = self.request.query_params.get("project")
+        if project is not None:
+            return [("project", project)]
+        return [("project", pk) for pk in self.request.user.projects.values_list("pk", flat=True)]
+
+
+class ProjectTaskViewSet(TaskViewSet):
+    """The same tasks under /projects/<project_pk>/tasks/: a nested route."""
+
+    live_resource = "project-tasks"
+    filter_backends = []
+
+    def get_queryset(self):
+        return super().get_queryset().filter(project_id=self.kwargs["project_pk"])
+
+    def get_live_subscription_partitions(self):
+        return [("project", self.kwargs["project_pk"])]
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = ["id", "title"]
+
+
+class DocumentViewSet(LiveResourceMixin, viewsets.ModelViewSet):
+    """Visibility enforced only by a filter backend (django-guardian's object permissions)."""
+
+    live_resource = "documents"
+    queryset = Document.objects.all()
+    serializer_class = DocumentSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    filter_backends = [ObjectPermissionsFilter]
