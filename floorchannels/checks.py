@@ -293,7 +293,7 @@ def check_runserver(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if provider == "daphne":
         return []
     url = "/" + str(fc_settings.URL).lstrip("/")
-    server = "Django's own runserver" if provider == "django.core" else f"{provider}'s runserver"
+    server = "Django's own runserver" if provider == "django.core" else f"the runserver of {provider}"
     if importlib.util.find_spec("daphne") is None:
         hint = (
             'Install daphne (pip install "floorchannels[daphne]") and put "daphne" first in INSTALLED_APPS.'
