@@ -20,6 +20,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+import trove_classifiers
 from packaging.requirements import Requirement
 
 import floorchannels
@@ -135,6 +136,9 @@ def test_metadata_describes_the_project(source, dist):
         "Programming Language :: Python :: 3.13",
         "Typing :: Typed",
     } <= classifiers
+    unknown = classifiers - trove_classifiers.classifiers
+    deprecated = classifiers & set(trove_classifiers.deprecated_classifiers)
+    assert not unknown and not deprecated, "PyPI would refuse the upload"
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
     assert urls == {
         "Homepage": "https://github.com/floorchannels/floorchannels",
