@@ -166,7 +166,11 @@ interface Pending {
 
 const OPEN = 1;
 
-/** The request header that tells the server which window made a REST request (no echo of its own changes). */
+/**
+ * The request header that tells the server which window made a REST request: that
+ * window's copies of the request's resource events come marked `echo: true` (only when
+ * the window belongs to the requesting user; nothing is suppressed).
+ */
 export const WINDOW_HEADER = "X-Floorchannels-Window";
 
 export interface Client {
@@ -322,10 +326,13 @@ export class Client extends EventTarget {
 
   /**
    * Receive the live events of a resource (or of one object, with `{pk}`):
-   * `handler(event)` runs for each `event` frame of this subscription. Resolves
+   * `handler(event)` runs for each `event` frame of this subscription. `params` (the
+   * list's filter parameters, as in a query string) and `kwargs` (a nested route's URL
+   * kwargs) make it hear only what a GET with them would list. Resolves
    * with a `Subscription` once the server accepted it; rejects with a
    * `FloorchannelsError` (`unknown_resource`, `forbidden`, `not_found`,
-   * `too_many_subscriptions`, `closed`, `aborted`, …). Waits while offline, and
+   * `too_many_subscriptions`, `invalid_arguments` (a filter backend refused `params`),
+   * `closed`, `aborted`, …). Waits while offline, and
    * is renewed by itself after every reconnect (see the `resubscribe` event).
    */
   subscribe<T = any>(resource: string, handler: ResourceEventHandler<T>): Promise<Subscription>;
@@ -350,8 +357,10 @@ export class Client extends EventTarget {
 
   /**
    * Headers for the page's REST requests (`fetch(url, {headers: client.restHeaders()})`):
-   * `{"X-Floorchannels-Window": windowId}`, so this window does not get the echo
-   * of its own changes as resource events. Empty before the first `welcome`.
+   * `{"X-Floorchannels-Window": windowId}`. The events of the changes such a request
+   * makes still reach this window, marked `echo: true` (`ResourceEvent.echo`), so a page
+   * that applied the REST response itself can tell them apart; every other window (this
+   * user's other tabs included) gets them unmarked. Empty before the first `welcome`.
    */
   restHeaders(): Record<string, string> {
     return this.windowId ? { [WINDOW_HEADER]: this.windowId } : {};

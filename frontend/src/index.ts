@@ -30,13 +30,16 @@ export type {
   ResourceEvent,
   ResourceEventHandler,
   ResubscribeDetail,
+  QueryValue,
+  SubscribeKwargs,
   SubscribeOptions,
+  SubscribeParams,
   SubscriptionErrorDetail,
 } from "./subscriptions.js";
 export { compareSeq, RECENT_IDS } from "./recovery.js";
 export type { ResumeState, ResyncDetail, ResyncReason } from "./recovery.js";
 export { liveList } from "./live.js";
-export type { LiveList, LiveListOptions } from "./live.js";
+export type { LiveList, LiveListOptions, Page } from "./live.js";
 export { FloorchannelsError, CLIENT_CODES } from "./errors.js";
 export type { ClientErrorCode, ErrorCode, ServerErrorCode } from "./errors.js";
 export { Backoff } from "./backoff.js";

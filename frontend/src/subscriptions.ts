@@ -18,9 +18,28 @@ import type { ErrorCode } from "./errors.js";
 
 export type ResourceAction = "created" | "updated" | "deleted";
 
+/** One value of a filter parameter, as it would appear in a query string. */
+export type QueryValue = string | number | boolean;
+
+/**
+ * A list subscription's filter parameters: what the REST list would get as its query
+ * string (`{project: 3, tag: ["a", "b"]}` stands for `?project=3&tag=a&tag=b`).
+ */
+export type SubscribeParams = Record<string, QueryValue | readonly QueryValue[]>;
+
+/** The URL kwargs of a nested route (`{project_pk: 3}` for `/projects/3/tasks/`). */
+export type SubscribeKwargs = Record<string, string | number>;
+
 export interface SubscribeOptions {
   /** Subscribe to one object instead of the resource's list. */
   pk?: string | number;
+  /**
+   * Query parameters for the viewset's filter backends: the subscription hears only about
+   * the objects a GET with them would list. Sent again on every re-subscribe.
+   */
+  params?: SubscribeParams;
+  /** URL kwargs of a nested route, as the viewset's `self.kwargs`. Sent again on every re-subscribe. */
+  kwargs?: SubscribeKwargs;
   /**
    * Aborting it unsubscribes; before the server's ok reply, the promise then
    * rejects with code `aborted`.
@@ -37,6 +56,8 @@ export interface EventFrame {
   pk: string;
   data?: unknown;
   id?: string | number;
+  /** True on the copy that reaches the window whose REST request (`restHeaders()`) made the change. */
+  echo?: boolean;
 }
 
 /** What a subscription's handler receives for each `event` frame. */
@@ -49,6 +70,12 @@ export interface ResourceEvent<T = any> {
   resource: string;
   /** The message id. */
   id: string | number | undefined;
+  /**
+   * True when this window's own REST request made the change (it sent `restHeaders()`):
+   * the page may have applied the response already. False for everyone else's changes,
+   * the same user's other tabs included.
+   */
+  echo: boolean;
 }
 
 export type ResourceEventHandler<T = any> = (event: ResourceEvent<T>, frame: EventFrame) => unknown;
@@ -84,6 +111,10 @@ export class Subscription {
     readonly resource: string,
     readonly pk: string | number | undefined,
     private readonly owner: Subscriptions,
+    /** The filter parameters sent with each `subscribe` frame (a frozen copy), if any. */
+    readonly params?: Readonly<SubscribeParams>,
+    /** The URL kwargs sent with each `subscribe` frame (a frozen copy), if any. */
+    readonly kwargs?: Readonly<SubscribeKwargs>,
   ) {}
 
   /** The id of the `subscribe` frame in force (a new one after each reconnect); `undefined` while not subscribed. */
@@ -148,11 +179,13 @@ export class Subscriptions {
       if (typeof resource !== "string" || !resource) throw new TypeError("floorchannels: subscribe() needs a resource name");
       if (typeof handler !== "function") throw new TypeError("floorchannels: subscribe() needs a handler");
       const { signal } = options;
+      const params = copyParams(options.params);
+      const kwargs = copyKwargs(options.kwargs);
       if (signal?.aborted) {
         reject(aborted(resource));
         return;
       }
-      const sub = new Subscription(resource, options.pk, this);
+      const sub = new Subscription(resource, options.pk, this, params, kwargs);
       const entry: Entry = {
         sub,
         handler,
@@ -255,6 +288,7 @@ export class Subscriptions {
       data: frame.data,
       resource: frame.resource,
       id: frame.id,
+      echo: frame.echo === true,
     };
     try {
       const out = entry.handler(event, frame);
@@ -273,6 +307,8 @@ export class Subscriptions {
     this.byFrameId.set(String(id), entry);
     const frame: Record<string, unknown> = { type: "subscribe", id, resource: entry.sub.resource };
     if (entry.sub.pk !== undefined && entry.sub.pk !== null) frame.pk = entry.sub.pk;
+    if (entry.sub.params) frame.params = entry.sub.params;
+    if (entry.sub.kwargs) frame.kwargs = entry.sub.kwargs;
     this.host.send(frame);
   }
 
@@ -285,6 +321,48 @@ export class Subscriptions {
       entry.abort = undefined;
     }
   }
+}
+
+function isQueryValue(value: unknown): value is QueryValue {
+  return typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value));
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A frozen copy of `params` (so a later change to the caller's object cannot change what a
+ * re-subscribe sends), or `undefined` when there are none. Throws a TypeError naming the
+ * first value a query string could not carry.
+ */
+function copyParams(params: SubscribeParams | undefined): Readonly<SubscribeParams> | undefined {
+  if (params === undefined || params === null) return undefined;
+  if (!isPlainObject(params)) throw new TypeError("floorchannels: subscribe() params must be an object");
+  const copy: Record<string, QueryValue | readonly QueryValue[]> = {};
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value) ? !value.every(isQueryValue) : !isQueryValue(value)) {
+      throw new TypeError(`floorchannels: subscribe() params.${name} must be a string, number, boolean or an array of them`);
+    }
+    copy[name] = Array.isArray(value) ? Object.freeze(value.slice()) : value;
+  }
+  return Object.keys(copy).length ? Object.freeze(copy) : undefined;
+}
+
+/** A frozen copy of `kwargs`, or `undefined` when there are none; throws a TypeError for a value that is not a string or number. */
+function copyKwargs(kwargs: SubscribeKwargs | undefined): Readonly<SubscribeKwargs> | undefined {
+  if (kwargs === undefined || kwargs === null) return undefined;
+  if (!isPlainObject(kwargs)) throw new TypeError("floorchannels: subscribe() kwargs must be an object");
+  const copy: Record<string, string | number> = {};
+  for (const [name, value] of Object.entries(kwargs)) {
+    if (value === undefined) continue;
+    if (typeof value !== "string" && !(typeof value === "number" && Number.isFinite(value))) {
+      throw new TypeError(`floorchannels: subscribe() kwargs.${name} must be a string or a number`);
+    }
+    copy[name] = value;
+  }
+  return Object.keys(copy).length ? Object.freeze(copy) : undefined;
 }
 
 function aborted(resource: string): FloorchannelsError {

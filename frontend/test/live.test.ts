@@ -290,3 +290,212 @@ describe("liveList", () => {
     expect(client.subscriptionCount).toBe(0);
   });
 });
+
+function sendFrame(sub: number, frame: object, ws = FakeSocket.last): void {
+  ws.receive({ type: "event", subscription: sub, resource: "notes", id: `m${Math.random()}`, ...frame });
+}
+
+/** A live list that loads itself with `refetch` answering `first`; subscribed and loaded. */
+async function loaded(first: unknown, options: LiveListOptions<Note> = {}) {
+  const list = liveList<Note>(client, "notes", { refetch: async () => first as Note[], ...options });
+  const sub = accept();
+  await list.ready;
+  return { list, sub };
+}
+
+describe("liveList params and kwargs", () => {
+  it("go into the subscribe frame, and again into every re-subscribe", async () => {
+    const list = liveList(client, "tasks", { params: { project: 3, done: [true, false] }, kwargs: { project_pk: 3 } });
+    expect(lastSubscribe()).toEqual({
+      type: "subscribe",
+      id: expect.anything(),
+      resource: "tasks",
+      params: { project: 3, done: [true, false] },
+      kwargs: { project_pk: 3 },
+    });
+    accept();
+    await list.ready;
+    const ws = reconnect();
+    expect(lastSubscribe(ws)).toMatchObject({ params: { project: 3, done: [true, false] }, kwargs: { project_pk: 3 } });
+  });
+});
+
+describe("liveList with a paginated endpoint", () => {
+  const page1 = {
+    count: 5,
+    next: "http://t.test/api/notes/?page=2",
+    previous: null,
+    results: [{ id: 1, text: "a" }, { id: 2, text: "b" }],
+  };
+
+  it("a page-number page: the items are its results; count, next and previous are kept", async () => {
+    const { list } = await loaded(page1);
+    expect(texts(list.items)).toEqual(["1:a", "2:b"]);
+    expect(list.count).toBe(5);
+    expect(list.next).toBe("http://t.test/api/notes/?page=2");
+    expect(list.previous).toBeNull();
+  });
+
+  it("limit/offset and cursor pages work the same (a cursor page has no count)", async () => {
+    const offset = await loaded({ count: 3, next: "/api/notes/?limit=1&offset=1", previous: null, results: [{ id: 7, text: "g" }] });
+    expect(texts(offset.list.items)).toEqual(["7:g"]);
+    expect(offset.list.count).toBe(3);
+    const cursor = await loaded({ next: "/api/notes/?cursor=cD0y", previous: null, results: [{ id: 8, text: "h" }] });
+    expect(texts(cursor.list.items)).toEqual(["8:h"]);
+    expect(cursor.list.count).toBeUndefined();
+    expect(cursor.list.next).toBe("/api/notes/?cursor=cD0y");
+  });
+
+  it("a plain array leaves count undefined and next/previous null", async () => {
+    const { list } = await loaded([{ id: 1, text: "a" }]);
+    expect(list.count).toBeUndefined();
+    expect(list.next).toBeNull();
+    expect(list.previous).toBeNull();
+  });
+
+  it("created inserts and counts; deleted removes and counts; updated replaces in place", async () => {
+    const { list, sub } = await loaded(page1);
+    send(sub, "created", 9, { id: 9, text: "new" });
+    expect(texts(list.items)).toEqual(["1:a", "2:b", "9:new"]);
+    expect(list.count).toBe(6);
+    send(sub, "updated", 1, { id: 1, text: "A" });
+    send(sub, "deleted", 2);
+    expect(texts(list.items)).toEqual(["1:A", "9:new"]);
+    expect(list.count).toBe(5);
+    send(sub, "deleted", 42); // not in the list: nothing to count
+    expect(list.count).toBe(5);
+  });
+
+  it("an update of an object on a page not loaded yet waits for that page; once all is loaded it inserts", async () => {
+    const fetchPage = vi.fn(async () => ({ count: 3, next: null, previous: "p1", results: [{ id: 3, text: "c" }] }));
+    const { list, sub } = await loaded({ ...page1, count: 3 }, { fetchPage });
+    send(sub, "updated", 3, { id: 3, text: "c2" });
+    expect(texts(list.items)).toEqual(["1:a", "2:b"]);
+    await expect(list.loadMore()).resolves.toBe(true);
+    expect(texts(list.items)).toEqual(["1:a", "2:b", "3:c"]);
+    send(sub, "updated", 4, { id: 4, text: "became visible" });
+    expect(texts(list.items)).toEqual(["1:a", "2:b", "3:c", "4:became visible"]);
+  });
+
+  it("loadMore() follows next with fetchPage, appends, and applies events that arrive meanwhile on top", async () => {
+    const page = deferred<unknown>();
+    const fetchPage = vi.fn(() => page.promise as Promise<any>);
+    const onChange = vi.fn();
+    const { list, sub } = await loaded(page1, { fetchPage, onChange });
+    const more = list.loadMore();
+    expect(list.loadMore()).toBe(more); // one at a time
+    expect(fetchPage).toHaveBeenCalledTimes(1);
+    expect(fetchPage).toHaveBeenCalledWith("http://t.test/api/notes/?page=2");
+    send(sub, "deleted", 4); // on page 2, deleted while it loads
+    send(sub, "created", 6, { id: 6, text: "f" });
+    expect(texts(list.items)).toEqual(["1:a", "2:b"]);
+    page.resolve({ count: 5, next: null, previous: "p1", results: [{ id: 3, text: "c" }, { id: 4, text: "d" }, { id: 2, text: "b again" }] });
+    await expect(more).resolves.toBe(true);
+    // Upserted by pk (2 shifted onto page 2 is not doubled), then the held events.
+    expect(texts(list.items)).toEqual(["1:a", "2:b again", "3:c", "6:f"]);
+    expect(list.next).toBeNull();
+    expect(list.count).toBe(5);
+    await expect(list.loadMore()).resolves.toBe(false); // nothing more
+    expect(fetchPage).toHaveBeenCalledTimes(1);
+    expect(onChange.mock.calls.map((c) => c[1]?.action ?? null)).toEqual([null, null, "deleted", "created"]);
+  });
+
+  it("loadMore() without fetchPage rejects with a TypeError; a reload meanwhile drops the page", async () => {
+    const bare = await loaded(page1);
+    await expect(bare.list.loadMore()).rejects.toThrow(/needs the fetchPage option/);
+
+    const page = deferred<unknown>();
+    const reload = deferred<unknown>();
+    const refetch = vi.fn().mockResolvedValueOnce(page1).mockReturnValueOnce(reload.promise);
+    const list = liveList<Note>(client, "notes", { refetch, fetchPage: () => page.promise as Promise<any> });
+    accept();
+    await list.ready;
+    const more = list.loadMore();
+    const ws = reconnect();
+    const sub = accept(ws);
+    send(sub, "created", 9, { id: 9, text: "i" }, ws);
+    page.resolve({ count: 5, next: "page3", results: [{ id: 3, text: "c" }] });
+    await expect(more).resolves.toBe(false);
+    expect(texts(list.items)).toEqual(["1:a", "2:b"]); // still held: the reload runs
+    reload.resolve({ ...page1, results: [{ id: 1, text: "a" }] });
+    await flush();
+    expect(texts(list.items)).toEqual(["1:a", "9:i"]);
+    expect(list.next).toBe("http://t.test/api/notes/?page=2");
+  });
+
+  it.each([
+    [{ count: 2, items: [{ id: 1 }] }, "an object with keys count, items"],
+    [{ results: "nope" }, "an object with keys results"],
+    [null, "null"],
+    ["<html>", "a string"],
+    [{}, "an object without keys"],
+  ])("refetch answering %j fails loudly: ready rejects with a TypeError naming the shape", async (answer, words) => {
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    const list = liveList<Note>(client, "notes", { refetch: async () => answer as any });
+    accept();
+    const error = await list.ready.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toContain(`refetch() of the live list "notes" answered ${words}`);
+    expect(log).toHaveBeenCalledTimes(1);
+    expect(String(log.mock.calls[0][0])).toContain(words);
+  });
+
+  it("a wrong shape on a later reload is logged once, and the held events still apply", async () => {
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    const refetch = vi.fn().mockResolvedValueOnce([{ id: 1, text: "a" }]).mockResolvedValueOnce({ data: [] });
+    const { list } = await loaded(null, { refetch });
+    const ws = reconnect();
+    const sub = accept(ws);
+    send(sub, "created", 2, { id: 2, text: "b" }, ws);
+    await flush();
+    expect(log).toHaveBeenCalledTimes(1);
+    expect(String(log.mock.calls[0][0])).toContain("an object with keys data");
+    expect(texts(list.items)).toEqual(["1:a", "2:b"]);
+  });
+});
+
+describe("liveList and the page's own writes", () => {
+  for (const echo of [true, false]) {
+    it(`an object the page put() from its POST response and the event of that POST (echo ${echo}) make one item`, async () => {
+      const onChange = vi.fn();
+      const { list, sub } = await loaded({ count: 1, next: null, results: [{ id: 1, text: "a" }] }, { onChange });
+      list.put({ id: 2, text: "mine" });
+      expect(texts(list.items)).toEqual(["1:a", "2:mine"]);
+      sendFrame(sub, { action: "created", pk: "2", data: { id: 2, text: "mine" }, ...(echo ? { echo: true } : {}) });
+      expect(texts(list.items)).toEqual(["1:a", "2:mine"]);
+      expect(list.count).toBe(2);
+      expect(onChange.mock.calls.at(-1)![1]).toMatchObject({ action: "created", pk: "2", echo });
+    });
+
+    it(`the event (echo ${echo}) first and the page's put() after make one item too`, async () => {
+      const { list, sub } = await loaded([{ id: 1, text: "a" }]);
+      sendFrame(sub, { action: "created", pk: "2", data: { id: 2, text: "mine" }, ...(echo ? { echo: true } : {}) });
+      list.put({ id: 2, text: "mine" });
+      expect(texts(list.items)).toEqual(["1:a", "2:mine"]);
+    });
+  }
+
+  it("without put(), the page's own created event inserts it once", async () => {
+    const { list, sub } = await loaded([]);
+    sendFrame(sub, { action: "created", pk: "5", data: { id: 5, text: "x" }, echo: true });
+    sendFrame(sub, { action: "updated", pk: "5", data: { id: 5, text: "y" }, echo: true });
+    expect(texts(list.items)).toEqual(["5:y"]);
+  });
+
+  it("put() during a reload survives it through the held event of that write", async () => {
+    const refetch = vi.fn();
+    const { list } = await loaded(null, { refetch: refetch.mockResolvedValueOnce([{ id: 1, text: "a" }]) });
+    const ws = reconnect();
+    const reload = deferred<Note[]>();
+    refetch.mockReturnValueOnce(reload.promise);
+    const sub = accept(ws);
+    list.put({ id: 2, text: "mine" });
+    send(sub, "created", 2, { id: 2, text: "mine" }, ws);
+    reload.resolve([{ id: 1, text: "a" }]); // a snapshot from before the POST
+    await flush();
+    expect(texts(list.items)).toEqual(["1:a", "2:mine"]);
+  });
+});

@@ -216,8 +216,8 @@ describe("events", () => {
     ws.receive({ type: "event", subscription: frame.id, resource: "notes", action: "created", pk: 5, data: { id: 5, text: "hi" }, id: "m1" });
     ws.receive({ type: "event", subscription: frame.id, resource: "notes", action: "deleted", pk: "5", id: "m2" });
     expect(handler.mock.calls.map((c) => c[0])).toEqual([
-      { action: "created", pk: "5", data: { id: 5, text: "hi" }, resource: "notes", id: "m1" },
-      { action: "deleted", pk: "5", data: undefined, resource: "notes", id: "m2" },
+      { action: "created", pk: "5", data: { id: 5, text: "hi" }, resource: "notes", id: "m1", echo: false },
+      { action: "deleted", pk: "5", data: undefined, resource: "notes", id: "m2", echo: false },
     ]);
     expect(handler.mock.calls[0][1]).toMatchObject({ type: "event", subscription: frame.id });
   });
@@ -380,6 +380,83 @@ describe("after a reconnect", () => {
 
     reconnect();
     expect(FakeSocket.last.sentOfType("subscribe").map((f) => f.pk)).toEqual([undefined]);
+  });
+});
+
+describe("params and kwargs", () => {
+  it("are sent in the subscribe frame, and again, unchanged, on every re-subscribe", async () => {
+    const client = makeClient();
+    FakeSocket.last.accept();
+    const params = { project: 3, done: false, tag: ["a", "b"] };
+    const p = client.subscribe("tasks", { params, kwargs: { project_pk: 7 } }, () => {});
+    const first = answer(FakeSocket.last);
+    const sub = await p;
+    expect(first).toEqual({
+      type: "subscribe",
+      id: first.id,
+      resource: "tasks",
+      params: { project: 3, done: false, tag: ["a", "b"] },
+      kwargs: { project_pk: 7 },
+    });
+    expect(sub.params).toEqual({ project: 3, done: false, tag: ["a", "b"] });
+    expect(sub.kwargs).toEqual({ project_pk: 7 });
+    // The caller's object is copied: changing it later does not change the subscription.
+    params.project = 4;
+    params.tag.push("c");
+    const ws = reconnect();
+    const again = ws.sentOfType("subscribe").at(-1);
+    expect(again.id).not.toBe(first.id);
+    expect(again.params).toEqual({ project: 3, done: false, tag: ["a", "b"] });
+    expect(again.kwargs).toEqual({ project_pk: 7 });
+  });
+
+  it("are left out of the frame when absent, empty or undefined", async () => {
+    const client = makeClient();
+    FakeSocket.last.accept();
+    client.subscribe("notes", { params: {}, kwargs: { x: undefined as unknown as string } }, () => {}).catch(() => {});
+    const frame = FakeSocket.last.sentOfType("subscribe").at(-1);
+    expect(frame).toEqual({ type: "subscribe", id: frame.id, resource: "notes" });
+  });
+
+  it("values a query string cannot carry reject with a TypeError naming them, and send nothing", async () => {
+    const client = makeClient();
+    FakeSocket.last.accept();
+    const bad = [
+      client.subscribe("tasks", { params: { project: { id: 3 } as unknown as number } }, () => {}),
+      client.subscribe("tasks", { params: { tag: ["a", null as unknown as string] } }, () => {}),
+      client.subscribe("tasks", { params: { n: Number.NaN } }, () => {}),
+      client.subscribe("tasks", { kwargs: { project_pk: true as unknown as number } }, () => {}),
+    ];
+    await expect(bad[0]).rejects.toThrow(/params\.project must be a string, number, boolean/);
+    await expect(bad[1]).rejects.toThrow(/params\.tag/);
+    await expect(bad[2]).rejects.toThrow(/params\.n/);
+    await expect(bad[3]).rejects.toThrow(/kwargs\.project_pk must be a string or a number/);
+    await expect(bad[0]).rejects.toBeInstanceOf(TypeError);
+    expect(FakeSocket.last.sentOfType("subscribe")).toEqual([]);
+    expect(client.subscriptionCount).toBe(0);
+  });
+
+  it("a filter backend's refusal rejects with invalid_arguments", async () => {
+    const client = makeClient();
+    FakeSocket.last.accept();
+    const p = client.subscribe("tasks", { params: { project: "x" } }, () => {});
+    answer(FakeSocket.last, "invalid_arguments");
+    await expect(p).rejects.toMatchObject({ code: "invalid_arguments" });
+  });
+});
+
+describe("echo", () => {
+  it("event.echo is true only on frames marked echo: true", async () => {
+    const client = makeClient();
+    FakeSocket.last.accept();
+    const seen: boolean[] = [];
+    const p = client.subscribe("notes", (e) => void seen.push(e.echo));
+    const frame = answer(FakeSocket.last);
+    await p;
+    FakeSocket.last.receive({ ...event(frame.id, "created", "1", { id: 1 }), echo: true });
+    FakeSocket.last.receive(event(frame.id, "updated", "1", { id: 1 }));
+    FakeSocket.last.receive({ ...event(frame.id, "deleted", "1"), echo: "yes" });
+    expect(seen).toEqual([true, false, false]);
   });
 });
 
