@@ -1,1 +1,1 @@
-"""Tests of what is published: README as a new user follows it."""
+"""What is published, tried as a new user gets it: distributions, and README replayed."""

@@ -27,6 +27,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.conftest import ROOT, Redis, free_port, wait_for_port
+from tests.packaging.dist import checkout_copy, venv_env
 from tests.packaging.readme import Command, Replay, fenced_blocks, program, section, serves, steps, with_port
 
 README = ROOT / "README.md"
@@ -77,23 +78,8 @@ def test_blocks_outside_the_replayed_sections_are_install_or_contributing_comman
 
 
 def build_wheel(into: Path) -> Path:
-    """A wheel of this checkout's files as they are now, built outside the working tree.
-
-    setuptools writes build/ and *.egg-info next to the sources, so the sources (tracked and
-    new files that .gitignore does not exclude) are copied first.
-    """
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    source = into / "source"
-    for name in filter(None, (f.decode() for f in files)):
-        origin = ROOT / name
-        if origin.is_file():  # a tracked file may be deleted in the working tree
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(origin, source / name)
+    """A wheel of this checkout's files as they are now (``pip wheel``: the quicker build)."""
+    source = checkout_copy(into / "source")
     subprocess.run(
         [
             sys.executable,
@@ -111,19 +97,6 @@ def build_wheel(into: Path) -> Path:
     )
     (wheel,) = into.glob("floorchannels-*.whl")
     return wheel
-
-
-def venv_env(venv: Path) -> dict[str, str]:
-    """The environment of a terminal with ``venv`` activated, and nothing of this test run's."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("DJANGO_")
-        and name not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "REDIS_URL")
-    }
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 @pytest.fixture(scope="module")
