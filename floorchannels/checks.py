@@ -205,7 +205,12 @@ def _websocket_app(application: Any) -> tuple[bool, Any]:
     if isinstance(application, ProtocolTypeRouter):
         websocket = application.application_mapping.get("websocket")
         return websocket is not None, websocket
-    if isinstance(application, ASGIHandler):  # get_asgi_application(), static files handler too
+    if isinstance(application, ASGIHandler):
+        # ASGIStaticFilesHandler passes every other request to the application it wraps;
+        # get_asgi_application() itself takes HTTP only.
+        inner = getattr(application, "application", None)
+        if inner is not None and inner is not application:
+            return _websocket_app(inner)
         return False, None
     return True, application
 

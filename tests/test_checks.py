@@ -11,6 +11,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import WebsocketConsumer
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from django.test import override_settings
 from django.urls import path, re_path
@@ -231,6 +232,8 @@ stacked = ProtocolTypeRouter(
     {"websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))}
 )
 http_only = ProtocolTypeRouter({"http": bare_app})
+#: Django's static files handler around the whole application passes websockets on.
+static_outside = ASGIStaticFilesHandler(ProtocolTypeRouter({"websocket": URLRouter(websocket_urlpatterns)}))
 
 
 async def welcomed(application, url: str) -> bool:
@@ -280,6 +283,7 @@ async def welcomed(application, url: str) -> bool:
         ("tests.asgi.application", "ws/floorchannels/", []),
         ("tests.test_checks.stacked", "ws/floorchannels/", []),
         ("tests.test_checks.fallthrough", "ws/floorchannels/", []),
+        ("tests.test_checks.static_outside", "ws/floorchannels/", []),
         ("tests.test_checks.prefixed", "ws/floorchannels/", ["floorchannels.W007"]),
         ("tests.test_checks.prefixed", "api/ws/floorchannels/", []),  # the hint's other way
         ("tests.test_checks.shadowed", "ws/floorchannels/", ["floorchannels.W007"]),
@@ -296,9 +300,14 @@ async def test_the_routing_check_agrees_with_a_connecting_browser(application, u
 
 
 def test_an_application_without_websockets_warns():
-    for application in ("tests.test_checks.http_only", "tests.test_checks.django_only"):
+    for application in (
+        "tests.test_checks.http_only",
+        "tests.test_checks.django_only",
+        "tests.test_checks.static_only",
+    ):
         with override_settings(ASGI_APPLICATION=application):
             assert ids(check_routing()) == ["floorchannels.W006"], application
 
 
 django_only = get_asgi_application()
+static_only = ASGIStaticFilesHandler(get_asgi_application())
