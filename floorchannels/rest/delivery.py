@@ -178,11 +178,13 @@ def _answers(viewset: type, asks: dict[tuple[Any, ...], tuple[Any, Any, set[str]
         if user is None:
             continue
         view = view_for(viewset, user, sub.action, window.scope, sub.query, sub.pk)
-        for pk, obj in visible_objects(view, pks).items():
-            if getattr(view, "live_payload", "data") == "id":
-                results[key, pk] = True
-            else:
-                results[key, pk] = view.get_serializer(obj).data
+        visible = visible_objects(view, pks)
+        if getattr(view, "live_payload", "data") == "id":
+            results.update(((key, pk), True) for pk in visible)
+        elif visible:
+            # One serializer for the run, as a list GET does: its fields are built once.
+            data = view.get_serializer(list(visible.values()), many=True).data
+            results.update(((key, pk), item) for pk, item in zip(visible, data, strict=True))
     return results
 
 

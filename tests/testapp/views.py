@@ -66,11 +66,17 @@ class TaskSerializer(serializers.HyperlinkedModelSerializer):
 
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.all())
     assignees = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    #: Per-recipient data: whether the requesting user is assigned.
+    mine = serializers.SerializerMethodField()
 
     class Meta:
         model = Task
-        fields = ["url", "id", "project", "title", "done", "assignees"]
+        fields = ["url", "id", "project", "title", "done", "assignees", "mine"]
         extra_kwargs = {"url": {"view_name": "task-detail"}}
+
+    def get_mine(self, task) -> bool:
+        user = self.context["request"].user
+        return any(assignee.pk == user.pk for assignee in task.assignees.all())
 
 
 class TaskViewSet(LiveResourceMixin, viewsets.ModelViewSet):
@@ -84,7 +90,8 @@ class TaskViewSet(LiveResourceMixin, viewsets.ModelViewSet):
     filterset_fields = ["project", "done"]
 
     def get_queryset(self):
-        return Task.objects.filter(project__members=self.request.user).distinct().order_by("id")
+        tasks = Task.objects.filter(project__members=self.request.user).distinct()
+        return tasks.prefetch_related("assignees").order_by("id")
 
     def get_live_partitions(self, obj):
         return [("project", obj.project_id)]
