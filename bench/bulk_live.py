@@ -51,9 +51,9 @@ async def main(objects: int, windows: int) -> dict:
         users = [User.objects.create_user(f"user{i}", password="x") for i in range(windows)]
         project.members.add(*users)
         tasks = Task.objects.bulk_create(Task(project=project, title=f"task {i}") for i in range(objects))
-        Through = Task.assignees.through
-        Through.objects.bulk_create(
-            Through(task_id=t.pk, user_id=users[i % windows].pk) for i, t in enumerate(tasks)
+        through = Task.assignees.through
+        through.objects.bulk_create(
+            through(task_id=t.pk, user_id=users[i % windows].pk) for i, t in enumerate(tasks)
         )
         return users, [t.pk for t in tasks], [session_headers(u) for u in users]
 
