@@ -290,6 +290,7 @@ async def welcomed(application, url: str) -> bool:
         ("tests.asgi.application", "socket/", ["floorchannels.W007"]),  # URL changed, routes not
     ],
 )
+@pytest.mark.django_db(transaction=True)  # the session and auth middleware may read the database
 async def test_the_routing_check_agrees_with_a_connecting_browser(application, url, expected):
     with override_settings(ASGI_APPLICATION=application, FLOORCHANNELS={"URL": url}):
         problems = check_routing()
