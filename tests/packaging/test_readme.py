@@ -37,6 +37,10 @@ DOCS = "https://floorchannels.readthedocs.io/"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 30_000  # a loaded 2-core machine: a deadline, not a delay
 
+# The first test also sets up the module's project (a wheel, a venv, pip install from the
+# index: ~45 s on a 2-core machine under load), which counts against its timeout.
+pytestmark = pytest.mark.timeout(300)
+
 
 def readme_steps(start: str, end: str | None = None):
     text, first_line = section(README.read_text(), start, end)
