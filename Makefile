@@ -45,9 +45,8 @@ test-python: $(STAMP)
 	$(PY) -m pytest -q -rs
 
 # The baseline is Python 3.11 + Django 5.2 LTS; Django 6 needs Python >= 3.12. Run the
-# unit tests there too; not the end-to-end ones, nor the packaging ones (the wheel is the
-# same pure-Python wheel; README's replay and the no-extras venv choose their own Django),
-# which add nothing version-specific.
+# unit tests there too; not the end-to-end ones, nor the packaging ones (one pure-Python
+# wheel, checked once), which add nothing version-specific.
 test-django6:
 	@py=""; for c in python3.12 python3.13 $$HOME/.pyenv/versions/3.12*/bin/python3.12 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
 	  if $$c -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then py=$$c; break; fi; \
