@@ -3,6 +3,7 @@ under daphne. What each test asserts is what the visitor sees on the page."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -69,18 +70,39 @@ def test_frame_log_shows_the_socket_and_stays_bounded(browser, server):
 
     alice.click("#add-form button")
     expect(alice.locator("#add-result")).to_have_text("5")
-    expect(frames(alice, "out").first).to_contain_text('"signal":"demo.add","kwargs":{"a":2,"b":3}')
-    expect(frames(alice, "in").first).to_contain_text('"result":5')
+    call = frames(alice, "out").filter(has_text='"signal":"demo.add","kwargs":{"a":2,"b":3}')
+    expect(call).to_have_count(1)
+    call_id = json.loads(call.inner_text())["id"]
+    reply = f'{{"type":"reply","id":{call_id},"ok":true,"result":5}}'
+    expect(frames(alice, "in").filter(has_text=reply)).to_have_count(1)
 
     # Two tasks of 100 progress steps each send this window over 200 frames: the log keeps
-    # the newest 150 and counts them all.
+    # the newest 150 (the hello has gone) and counts them all.
     alice.evaluate("window.demo.client.call('demo.progress', {steps: 100, delay: 0})")
     expect(alice.locator("#progress-text")).to_have_text("100 / 100", timeout=30000)
     before = int(alice.locator("#frame-count").inner_text())
     alice.evaluate("window.demo.client.call('demo.progress', {steps: 100, delay: 0})")
-    alice.wait_for_function(f"Number(document.getElementById('frame-count').textContent) >= {before + 101}")
+    alice.wait_for_function(f"Number(document.getElementById('frame-count').textContent) >= {before + 102}")
     expect(alice.locator("#frame-log li")).to_have_count(150)
-    expect(frames(alice, "in").first).to_contain_text('"done":100')
+    expect(frames(alice, "out").filter(has_text='"type":"hello"')).to_have_count(0)
+    context.close()
+
+
+def test_a_second_window_opens_beside_the_first(browser, server):
+    context = browser.new_context()
+    alice = sign_in(context, server.http, "alice")
+    expect(alice.locator("#online")).to_have_text("alice")
+    with context.expect_page() as opened:
+        alice.get_by_role("button", name="Open this page in a new window").click()
+    second = opened.value
+    assert second.evaluate("window.opener !== null") or second.url == alice.url
+    expect(second.locator("#state")).to_have_text("open")
+    for page in (alice, second):
+        expect(page.locator("#online")).to_have_text("alice (2 tabs)")
+    ids = [page.locator("[data-window-id]").inner_text() for page in (alice, second)]
+    assert ids[0] != ids[1] and all(re.fullmatch(r"[0-9a-f]{8}", i) for i in ids), ids
+    # The invitation names the other account and how to reach it.
+    expect(alice.locator(".invite")).to_contain_text("sign in as bob / bob-demo-pass")
     context.close()
 
 
@@ -175,6 +197,9 @@ def test_sharing_a_note_shows_it_to_the_other_account_and_unsharing_takes_it_bac
 def test_pages_fit_a_phone(browser, server):
     """No sideways scrolling at 375 px, with the page full of long content."""
     context = browser.new_context(viewport=NARROW, is_mobile=True, has_touch=True)
+    problems = []
+    context.on("weberror", lambda error: problems.append(str(error.error)))
+    context.on("console", lambda message: message.type == "error" and problems.append(message.text))
     login = context.new_page()
     login.goto(server.http + "/login/")
     assert login.evaluate(NO_OVERFLOW), login.evaluate("document.scrollingElement.scrollWidth")
@@ -196,6 +221,7 @@ def test_pages_fit_a_phone(browser, server):
     expect(page.locator("#notes li .text", has_text=long_word)).to_have_count(1)
     assert page.evaluate(NO_OVERFLOW), page.evaluate("document.scrollingElement.scrollWidth")
 
+    assert problems == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.set_viewport_size(PHONE)
     page.screenshot(path=str(ARTIFACTS / "demo-notes-phone.png"), full_page=True)
