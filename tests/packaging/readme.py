@@ -133,14 +133,11 @@ def program(command: str) -> list[str]:
 
 
 def serves(command: str) -> bool:
+    """True for ``daphne ...`` and ``python manage.py runserver ...``: commands that do not return."""
     words = program(command)
-    if not words:
-        return False
-    if Path(words[0]).name == "daphne":
+    if words and Path(words[0]).name == "daphne":
         return True
-    return "manage.py" in words and words[words.index("manage.py") + 1 : words.index("manage.py") + 2] == [
-        "runserver"
-    ]
+    return "manage.py" in words and words[words.index("manage.py") + 1 :][:1] == ["runserver"]
 
 
 def with_port(command: str, port: int) -> str:
@@ -165,14 +162,12 @@ def with_wheel(command: str, wheel: Path) -> str:
     words = program(command)
     if words[:2] != ["pip", "install"] and words[1:4] != ["-m", "pip", "install"]:
         return command
-    replaced = 0
     out = shlex.split(command)
     for i, word in enumerate(out):
         match = REQUIREMENT.match(word)
         if match:
             out[i] = f"{wheel}{(match['extras'] or '').replace(' ', '')}"
-            replaced += 1
-    return shlex.join(out) if replaced else command
+    return shlex.join(out)
 
 
 class Replay:
