@@ -59,7 +59,7 @@ test-django6:
 	  --ignore=tests/packaging --ignore=tests/test_packaging.py
 
 test-js:
-	@if [ -f frontend/package.json ]; then cd frontend && npm test; fi
+	@if [ -f frontend/package.json ]; then cd frontend && npm test && npm run typecheck; fi
 
 # The npm tarball as `npm pack` makes it, installed, bundled and type-checked in a scratch
 # project (frontend/package.json, test:pack).

@@ -52,6 +52,10 @@ def _valid_id(value: Any) -> bool:
     )
 
 
+#: The missing-DRF warning is logged once per process.
+_warned_no_drf = False
+
+
 class SignalConsumer:
     """Serves one window's websocket. Route it with ``SignalConsumer.as_asgi()``.
 
@@ -420,6 +424,20 @@ class SignalConsumer:
             )
         self.send_frame(text)
 
+    def _no_live_resources(self, kind: str, call_id: Any) -> dict[str, Any]:
+        """Without DRF there are no live resources: a documented answer, logged once."""
+        global _warned_no_drf
+        if not _warned_no_drf:
+            _warned_no_drf = True
+            logger.warning("A window asked for a live resource, but djangorestframework is not installed.")
+        if kind == "unsubscribe":
+            return protocol.reply_ok(call_id, None)
+        return protocol.reply_error(
+            call_id,
+            protocol.UNKNOWN_RESOURCE,
+            'This server has no live resources (pip install "floorchannels[drf]").',
+        )
+
     async def answer(self, frame: dict[str, Any]) -> dict[str, Any]:
         """The reply to a call, subscribe or unsubscribe frame."""
         kind, call_id = frame["type"], frame["id"]
@@ -430,8 +448,10 @@ class SignalConsumer:
                     call_id, protocol.INVALID_FRAME, "A call needs a string 'signal' and an object 'kwargs'."
                 )
             return await self.run_call(call_id, name, kwargs)
-        from .rest import subscriptions  # DRF is imported only by windows that use it
-
+        try:
+            from .rest import subscriptions  # DRF is imported only by windows that use it
+        except ImportError:
+            return self._no_live_resources(kind, call_id)
         try:
             if kind == "subscribe":
                 return await subscriptions.subscribe(self, frame)

@@ -293,6 +293,9 @@ async def socket():
     await send({"type": "call", "id": 1, "signal": "shop.add", "kwargs": {"a": 2, "b": 3}})
     frames.append(await receive())
     frames.append(await receive())
+    # No DRF installed: a live resource subscription is answered, not left waiting.
+    await send({"type": "subscribe", "id": 2, "resource": "notes"})
+    frames.append(await receive())
     await ws.send_input({"type": "websocket.disconnect", "code": 1000})
     await ws.wait(30)
     return accept, frames
@@ -393,6 +396,9 @@ def test_a_project_without_extras_passes_the_checks_and_serves_a_window(bare):
     push = next(f for f in rest if f["type"] == "signal")
     assert reply == {"type": "reply", "id": 1, "ok": True, "result": 5}
     assert push["signal"] == "shop.total" and push["kwargs"] == {"total": 5}
+    [refused] = [f for f in rest if f.get("id") == 2]
+    assert (refused["ok"], refused["error"]["code"]) == (False, "unknown_resource")
+    assert "floorchannels[drf]" in refused["error"]["message"]
     assert seen["prometheus"].endswith('pip install "floorchannels[prometheus]"'), seen["prometheus"]
 
 
