@@ -76,8 +76,8 @@ export interface LiveList<T> {
   readonly subscription: Subscription | undefined;
   /**
    * The `count` of the last page loaded (`undefined` when the list is not paginated or
-   * the pagination gives none), plus the objects `created` and less those `deleted`
-   * since: exact again at every reload.
+   * the pagination gives none), plus the objects inserted since (by events or `put()`)
+   * and less the items `deleted` events removed: exact again at every reload.
    */
   readonly count: number | undefined;
   /** The `next` URL of the last page loaded; `null` when there is no more (or no pagination). */
