@@ -10,6 +10,8 @@ Every id, and what to do about it:
 - ``E007`` ``HISTORY_REDIS_URL`` is set but redis-py is not installed (the ``redis`` extra).
 - ``E008`` a known ``FLOORCHANNELS`` key holds a value of the wrong type;
   ``E009`` ``FLOORCHANNELS`` is not a dict.
+- ``E010`` an ``ALLOWED_ORIGINS`` entry is not an origin (``scheme://host[:port]``).
+- ``E011`` ``KEY_TOPICS`` cannot be imported, or is not callable.
 - ``W001`` ASGI_APPLICATION does not route to floorchannels' consumer at all.
 - ``W002`` signals use queues but ``channels`` (which provides ``runworker``) is not installed.
 - ``W003`` the layer's capacity drops bursts.
@@ -80,6 +82,46 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     id="floorchannels.E008",
                 )
             )
+    return problems
+
+
+@register()
+def check_key_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """ALLOWED_ORIGINS entries that could never match a browser's Origin (a path, a typo in
+    the scheme) and a KEY_TOPICS hook that the key view could not call."""
+    from .origins import parse_origin
+
+    problems: list[Any] = []
+    origins = fc_settings.ALLOWED_ORIGINS
+    if isinstance(origins, list | tuple):
+        for entry in origins:
+            if not isinstance(entry, str) or parse_origin(entry) is None:
+                problems.append(
+                    Error(
+                        f"FLOORCHANNELS['ALLOWED_ORIGINS'] has {entry!r}, which is not an origin.",
+                        hint='An origin is scheme://host[:port], http or https, with no path: "https://app.example.com".',
+                        id="floorchannels.E010",
+                    )
+                )
+    path = fc_settings.KEY_TOPICS
+    if isinstance(path, str) and path:
+        try:
+            hook = import_string(path)
+        except Exception as exc:
+            problems.append(
+                Error(
+                    f"FLOORCHANNELS['KEY_TOPICS'] {path!r} cannot be imported: {exc}", id="floorchannels.E011"
+                )
+            )
+        else:
+            if not callable(hook):
+                problems.append(
+                    Error(
+                        f"FLOORCHANNELS['KEY_TOPICS'] {path!r} is not callable.",
+                        hint='It names a function(request) -> {"topics": [...], "presence": [...]}.',
+                        id="floorchannels.E011",
+                    )
+                )
     return problems
 
 

@@ -16,10 +16,18 @@ DEFAULTS: dict[str, Any] = {
     "URL": "ws/floorchannels/",
     # Alias in CHANNEL_LAYERS used for groups and worker queues.
     "CHANNEL_LAYER": "default",
-    # Lifetime of a window key, in seconds (12 h). The server sends a fresh key over the
-    # socket once REFRESH_AFTER of that lifetime has passed.
-    "WINDOW_KEY_MAX_AGE": 12 * 3600,
+    # Lifetime of a window key, in seconds (1 h: see docs/security.md, Key lifetime). The
+    # server sends a fresh key over the socket once REFRESH_AFTER of that lifetime has passed.
+    "WINDOW_KEY_MAX_AGE": 3600,
     "WINDOW_KEY_REFRESH_AFTER": 0.75,
+    # What a key from the key view (floorchannels.urls) grants: the dotted path of a
+    # callable(request) -> {"topics": [...], "presence": [...]}, request.user being the
+    # authenticated user (or AnonymousUser). None: no topics (WINDOW, USER, BROADCAST only).
+    "KEY_TOPICS": None,
+    # Origins (scheme://host[:port]) whose pages may open sockets and fetch keys from the key
+    # view, for single-page apps served from another origin. None: any host in
+    # ALLOWED_HOSTS, whatever the scheme and port (pages served by this project).
+    "ALLOWED_ORIGINS": None,
     # Seconds a new socket has to send its hello frame.
     "HELLO_TIMEOUT": 10.0,
     # Seconds between client pings, announced in the welcome frame.
@@ -135,6 +143,8 @@ TYPES: dict[str, tuple[type, ...]] = {name: _types_of(value) for name, value in 
     # None: decided by the layer.
     "RUN_QUEUES_IN_PROCESS": (bool, type(None)),
     "HISTORY_REDIS_URL": (str, type(None)),
+    "KEY_TOPICS": (str, type(None)),
+    "ALLOWED_ORIGINS": (list, tuple, type(None)),
     # None or False: no autodiscovery.
     "AUTODISCOVER": (str, bool, type(None)),
 }

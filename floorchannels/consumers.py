@@ -27,10 +27,10 @@ from .history import alias, get_history, parse_seq, with_position
 from .hub import Hub, get_hub
 from .limits import TokenBucket
 from .origins import origin_allowed
-from .protocol import CloseCode, ProtocolError
+from .protocol import CloseCode, ProtocolError, close_reason
 from .registry import registry
-from .revocation import session_hash
-from .servers import flow_control
+from .revocation import announce_window, session_hash
+from .servers import _is_daphne, _unwrap, flow_control
 from .tasks import spawn
 from .windows import WindowInfo, WindowKeyError, check_user, load_key, session_of, sign
 
@@ -65,8 +65,8 @@ class SignalConsumer:
 
     __slots__ = (
         "scope", "_send", "_frame_send", "_closed", "hub", "window", "window_id", "_groups",
-        "session_hash", "subscriptions", "_held", "_held_bytes", "_replayed", "_tasks", "_calls",
-        "_requests", "_outbox", "_outbox_bytes", "_flow", "joined_at",
+        "credential", "subscriptions", "_held", "_held_bytes", "_replayed", "_tasks", "_calls",
+        "_requests", "_outbox", "_outbox_bytes", "_flow", "joined_at", "opened_at", "_expiry",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -77,8 +77,14 @@ class SignalConsumer:
         self.window_id = ""
         self.joined_at = 0
         self._groups: tuple[str, ...] = ()
-        #: Digest of the session key of a signed-in window, so a logout closes its windows.
-        self.session_hash: str | None = None
+        #: Digest of what signed the window in (its session key, or the token its key was
+        #: issued for), so a logout or a deleted token closes its windows.
+        self.credential: str | None = None
+        #: When the hello was read (Unix seconds): of two sockets of one window, the one
+        #: opened last stays (see revocation.announce_window).
+        self.opened_at = 0.0
+        #: Closes the window when the token its key was issued for expires (JWT, knox).
+        self._expiry: asyncio.TimerHandle | None = None
         #: Live resource subscriptions by id; a window that never subscribes shares this
         #: empty, read-only mapping instead of holding a dict of its own.
         self.subscriptions: Any = _NO_SUBSCRIPTIONS
@@ -119,7 +125,7 @@ class SignalConsumer:
         if not origin_allowed(scope):
             metrics.increment("refused_origin")
             logger.warning("Refused a websocket from a foreign origin (client %s).", _client(scope))
-            await send({"type": "websocket.close", "code": CloseCode.KEY_REFUSED})
+            await _refuse_handshake(scope, send, "origin not allowed")
             return
         await send({"type": "websocket.accept"})
         metrics.increment("connections")
@@ -166,6 +172,8 @@ class SignalConsumer:
                 await presence.join(self)
             except Exception:
                 logger.exception("Presence join failed (window %s).", self.window_id)
+        # Any older socket of this window, in any process, is closed: the newest one wins.
+        spawn(announce_window(self), "announce a window's socket", self._task_set())
         return True
 
     async def _read_hello(self, receive: Any) -> dict[str, Any] | None:
@@ -207,14 +215,33 @@ class SignalConsumer:
             metrics.increment(f"refused_{refusal.reason}")
             # Never log the key itself: it is a bearer credential until it expires.
             logger.info("Refused a window (client %s): %s", _client(self.scope), refusal)
-            await self.close(refusal.close_code)
+            await self.close(refusal.close_code, str(refusal))
             return None
         self.window = window
         self.window_id = window.window_id or ""
-        if window.user_pk is not None:
-            self.session_hash = session_hash(getattr(session_of(self.scope), "session_key", None))
+        self.opened_at = time.time()
+        if window.credential.digest:
+            self.credential = window.credential.digest
+        elif window.user_pk is not None:
+            self.credential = session_hash(getattr(session_of(self.scope), "session_key", None))
+        if window.credential.expires is not None:
+            # A socket lives no longer than the token that opened it: at its expiry the client
+            # is closed with 4410 and fetches a key with a fresh token.
+            self._expiry = asyncio.get_running_loop().call_later(
+                max(0.0, window.credential.expires - time.time()), self._token_expired
+            )
         self._groups = tuple(window.groups)  # a tuple of strings is not tracked by the GC
         return window
+
+    def _token_expired(self) -> None:
+        self._expiry = None
+        if not self._closed:
+            metrics.increment("closed_token_expired")
+            logger.info("Closing window %s: the token it was opened with has expired.", self.window_id)
+            spawn(
+                self.close(CloseCode.EXPIRED_KEY, "the token this window key was issued for has expired"),
+                "close a window whose token expired",
+            )
 
     async def _join(self) -> bool:
         """Join the window's groups through the process's hub; False (closed 4500) when the
@@ -240,7 +267,7 @@ class SignalConsumer:
             "window_id": window.window_id,
             "protocol": protocol.VERSION,
             "heartbeat": fc_settings.HEARTBEAT,
-            "key_expires": window.issued_at + fc_settings.WINDOW_KEY_MAX_AGE,
+            "key_expires": window.expires,
         }
         if history is not None:
             # Where each group's history stands now (read after joining, so nothing can
@@ -299,6 +326,9 @@ class SignalConsumer:
             self.send_frame(text)
 
     def _leave(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         for task in list(self._tasks or ()):
             task.cancel()
         self._outbox = None
@@ -527,7 +557,11 @@ class SignalConsumer:
     def refresh_key(self, now: float) -> None:
         """Send a fresh key once the current one is past ``WINDOW_KEY_REFRESH_AFTER`` of its
         lifetime. The hub calls this periodically for every window (one timer per process
-        rather than one per socket)."""
+        rather than one per socket).
+
+        A key never outlives the token it was issued for: once a refresh could not push the
+        key's expiry past the token's, none is sent (the socket closes at the token's expiry).
+        """
         window = self.window
         max_age = fc_settings.WINDOW_KEY_MAX_AGE
         if (
@@ -536,8 +570,11 @@ class SignalConsumer:
             or now < window.issued_at + max_age * fc_settings.WINDOW_KEY_REFRESH_AFTER
         ):
             return
-        expires = window.issued_at + max_age
-        self.send_json({"type": "refresh", "window_key": sign(window), "key_expires": expires})
+        token_expires = window.credential.expires
+        if token_expires is not None and token_expires <= window.expires:
+            return
+        key = sign(window)
+        self.send_json({"type": "refresh", "window_key": key, "key_expires": window.expires})
 
     def _task_set(self) -> set[asyncio.Future[Any]]:
         """This window's running tasks (cancelled when it closes), created on first use."""
@@ -651,11 +688,59 @@ class SignalConsumer:
             self._frame_send = send
         return send
 
-    async def close(self, code: int = CloseCode.NORMAL) -> None:
+    async def close(self, code: int = CloseCode.NORMAL, reason: str | None = None) -> None:
+        """Close the socket with ``code`` and a reason a developer can read (``reason``, or
+        the code's usual one: protocol.CLOSE_REASONS)."""
+        message = {"type": "websocket.close", "code": code, "reason": close_reason(code, reason)}
         try:
-            await self._send({"type": "websocket.close", "code": code})
+            if not _daphne_close(self._send, message):
+                await self._send(message)
         except Exception:  # already gone: nothing left to close
             logger.debug("Window %s was already closed.", self.window_id, exc_info=True)
+
+
+async def _refuse_handshake(scope: dict[str, Any], send: Any, reason: str) -> None:
+    """Refuse a websocket before accepting it: HTTP 403, with ``reason`` as the body where
+    the server supports ASGI's denial responses (uvicorn, hypercorn; daphne answers 403
+    "Access denied" whatever the application says)."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = reason.encode()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.close", "code": CloseCode.KEY_REFUSED, "reason": reason})
+
+
+def _daphne_close(send: Any, message: dict[str, Any]) -> bool:
+    """Close a daphne websocket with the message's reason; False when ``send`` is not daphne's.
+
+    daphne (4.2) drops the ``reason`` of ``websocket.close`` (django/daphne#374): its
+    protocol calls autobahn's ``sendClose`` with the code only. Calling ``sendClose`` with
+    both does what daphne would, plus the reason. Only on an open socket; anything else
+    goes through daphne's own send. tests/e2e/test_token_clients.py reads the reason
+    through a real daphne, so a daphne that changes this fails there.
+    """
+    send = _unwrap(send)
+    if not _is_daphne(send):
+        return False
+    protocol = send.args[0]
+    server = getattr(send.func, "__self__", None)
+    connection = getattr(server, "connections", {}).get(protocol)
+    if connection is None or connection.get("disconnected"):
+        return True  # daphne's send would do nothing either
+    if getattr(protocol, "state", None) != getattr(protocol, "STATE_OPEN", object()):
+        return False
+    protocol.sendClose(code=message["code"], reason=message["reason"] or None)
+    return True
 
 
 #: Kinds of send errors already logged at WARNING (bounded: there are few kinds).

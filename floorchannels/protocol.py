@@ -37,6 +37,8 @@ class CloseCode:
     INVALID_KEY = 4401
     KEY_REFUSED = 4403
     HELLO_TIMEOUT = 4408
+    #: Another socket opened this window (same window key) since: the newest one wins.
+    REPLACED = 4409
     EXPIRED_KEY = 4410
     TOO_LARGE = 4413
     RATE_LIMITED = 4429
@@ -45,6 +47,35 @@ class CloseCode:
     SLOW_CLIENT = 4507
     #: The server cannot serve the window now (its channel layer is unreachable).
     UNAVAILABLE = 4500
+
+
+#: The reason sent with each close code (ASGI ``websocket.close`` ``reason``), for a
+#: developer reading the close event. Reasons are short: a close frame holds 123 bytes.
+CLOSE_REASONS: dict[int, str] = {
+    CloseCode.NORMAL: "",
+    CloseCode.GOING_AWAY: "server shutting down",
+    CloseCode.BAD_HELLO: "the first frame must be a hello for protocol 1",
+    CloseCode.INVALID_KEY: "invalid window key",
+    CloseCode.KEY_REFUSED: "key was issued to another user or the session has ended",
+    CloseCode.HELLO_TIMEOUT: "no hello frame in time",
+    CloseCode.REPLACED: "replaced by a newer connection of this window",
+    CloseCode.EXPIRED_KEY: "window key expired",
+    CloseCode.TOO_LARGE: "frame too large",
+    CloseCode.RATE_LIMITED: "too many frames",
+    CloseCode.SLOW_CLIENT: "client not reading fast enough",
+    CloseCode.UNAVAILABLE: "server cannot reach its channel layer",
+}
+#: Longest close reason, in UTF-8 bytes (a close frame's payload is 125 bytes, 2 of them the code).
+MAX_CLOSE_REASON = 123
+
+
+def close_reason(code: int, reason: str | None = None) -> str:
+    """``reason``, or the code's usual one, cut to what a close frame can carry."""
+    text = CLOSE_REASONS.get(code, "") if reason is None else reason
+    data = text.encode()
+    if len(data) > MAX_CLOSE_REASON:
+        text = data[:MAX_CLOSE_REASON].decode(errors="ignore")
+    return text
 
 
 class ProtocolError(Exception):

@@ -1,9 +1,14 @@
-"""Live revocation: logging out, changing the password or deactivating a user closes that
-user's open sockets at once, in every process — not only at their next reconnect.
+"""Live revocation: logging out, changing the password, deactivating a user or deleting the
+token a window was opened with closes those sockets at once, in every process — not only at
+their next reconnect.
 
 The web process that sees the change sends one ``fc.revoke`` message to the user's group;
 each hub closes the matching sockets with 4403 (``key_refused``), which the JS client treats
-as final.
+as final. A message may name one credential (``session``: the digest of a session key, or of
+a token, see floorchannels.credentials): then only the sockets opened with it close.
+
+The same message, sent to a window's group with ``keep``, closes the other sockets of that
+window with 4409 (``replaced``): a window key opens one socket at a time, the newest.
 """
 
 from __future__ import annotations
@@ -12,17 +17,18 @@ import hashlib
 import logging
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 
-from . import messages, metrics
+from . import credentials, messages, metrics
 from .layers import channel_layer, group_send
 from .protocol import CloseCode
 from .syncloop import run_sync
 from .tasks import spawn
-from .topics import user_group
+from .topics import user_group, window_group
 
 logger = logging.getLogger("floorchannels.revocation")
 
@@ -32,10 +38,13 @@ def session_hash(session_key: str | None) -> str | None:
     return hashlib.sha256(session_key.encode()).hexdigest()[:24] if session_key else None
 
 
-def revoke(user_pk: Any, session_key: str | None = None, reason: str = "revoked") -> None:
-    """Close the open windows of a user (of one session only, when ``session_key`` is given)."""
+def revoke(
+    user_pk: Any, session_key: str | None = None, reason: str = "revoked", *, credential: str | None = None
+) -> None:
+    """Close the open windows of a user: of one session only, when ``session_key`` is given,
+    or of one token, when ``credential`` (its digest, floorchannels.credentials.digest) is."""
     message = messages.REVOKE.build(
-        group=user_group(user_pk), session=session_hash(session_key), reason=reason
+        group=user_group(user_pk), session=credential or session_hash(session_key), reason=reason
     )
     try:
         run_sync(group_send, channel_layer(), message["group"], message)
@@ -47,12 +56,65 @@ def revoke(user_pk: Any, session_key: str | None = None, reason: str = "revoked"
 
 def on_revoke(hub: Any, message: dict[str, Any]) -> None:
     """Hub handler: close the matching local sockets."""
+    if "keep" in message:
+        _on_replaced(hub, message)
+        return
     session = message.get("session")
+    reason = message.get("reason")
     for socket in list(hub.groups.get(message.get("group", ""), ())):
-        if session is None or getattr(socket, "session_hash", None) == session:
+        if session is None or getattr(socket, "credential", None) == session:
             metrics.increment("revoked_windows")
-            logger.info("Closing window %s: %s.", socket.window_id, message.get("reason"))
-            spawn(socket.close(CloseCode.KEY_REFUSED), "close a revoked window")
+            logger.info("Closing window %s: %s.", socket.window_id, reason)
+            spawn(socket.close(CloseCode.KEY_REFUSED, _REASONS.get(reason)), "close a revoked window")
+
+
+#: Close reasons sent for each revoke reason (the message's ``reason``, set by this module).
+_REASONS = {
+    "logged out": "the session this window key was issued for has ended",
+    "credentials changed": "the user's password changed or the user was deactivated",
+    "token deleted": "the token this window key was issued for was deleted",
+}
+
+
+# One socket per window ------------------------------------------------------------------
+
+
+def _socket_id(hub: Any, socket: Any) -> str:
+    """Names a socket among every process's: the hub's layer channel and the socket's id."""
+    return f"{hub.channel_name}#{id(socket):x}"
+
+
+async def announce_window(socket: Any) -> None:
+    """Tell every process that ``socket`` now serves its window: older sockets of the same
+    window (the same window key, or its refreshed copy) are closed with 4409.
+
+    "Older" is by hello time, ties broken by socket id, so two sockets that open at once in
+    two processes never close each other: exactly one stays. A client's own reconnect is the
+    newest socket, so it stays and the socket it left behind (maybe half-open) goes.
+    """
+    hub = socket.hub
+    group = window_group(socket.window_id)
+    message = messages.REVOKE.build(
+        group=group, reason="replaced", keep=_socket_id(hub, socket), at=socket.opened_at
+    )
+    try:
+        await group_send(hub.layer, group, message)
+    except Exception:
+        # The window works; only an older socket of it, if any, stays open.
+        logger.warning("Could not announce window %s to other processes.", socket.window_id, exc_info=True)
+
+
+def _on_replaced(hub: Any, message: dict[str, Any]) -> None:
+    keep, at = message.get("keep"), message.get("at")
+    if not isinstance(keep, str) or not isinstance(at, int | float) or isinstance(at, bool):
+        messages.skip(messages.InvalidMessage(messages.REVOKE.name, "malformed keep/at"), "the hub")
+        return
+    newest = (float(at), keep)
+    for socket in list(hub.groups.get(message.get("group", ""), ())):
+        if (getattr(socket, "opened_at", 0.0), _socket_id(hub, socket)) < newest:
+            metrics.increment("replaced_windows")
+            logger.info("Closing window %s: a newer socket opened it.", socket.window_id)
+            spawn(socket.close(CloseCode.REPLACED), "close a replaced window")
 
 
 def _on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -77,8 +139,36 @@ def _after_user_save(sender: Any, instance: Any, **kwargs: Any) -> None:
         transaction.on_commit(lambda: revoke(pk, reason="credentials changed"))
 
 
+def _token_deleted(kind: str, secret_field: str) -> Any:
+    """A post_delete receiver closing the sockets opened with the deleted token."""
+
+    def receiver(sender: Any, instance: Any, **kwargs: Any) -> None:
+        user_pk, secret = instance.user_id, getattr(instance, secret_field)
+        credential = credentials.digest(kind, secret)
+        transaction.on_commit(lambda: revoke(user_pk, reason="token deleted", credential=credential))
+
+    return receiver
+
+
+_on_token_deleted = _token_deleted(credentials.TOKEN, "key")
+_on_knox_deleted = _token_deleted(credentials.KNOX, "digest")
+
+
 def connect_signals() -> None:
     user_model = get_user_model()
     user_logged_out.connect(_on_logout, dispatch_uid="floorchannels.revoke.logout")
     pre_save.connect(_before_user_save, sender=user_model, dispatch_uid="floorchannels.revoke.pre")
     post_save.connect(_after_user_save, sender=user_model, dispatch_uid="floorchannels.revoke.post")
+    # Deleting a token (DRF's, knox's: logout, rotation) closes what it opened.
+    if apps.is_installed("rest_framework.authtoken"):
+        # The admin deletes through the proxy model, which sends its own signal.
+        from rest_framework.authtoken.models import Token, TokenProxy
+
+        for model in (Token, TokenProxy):
+            post_delete.connect(
+                _on_token_deleted, sender=model, dispatch_uid=f"floorchannels.revoke.{model.__name__}"
+            )
+    if apps.is_installed("knox"):
+        from knox.models import AuthToken
+
+        post_delete.connect(_on_knox_deleted, sender=AuthToken, dispatch_uid="floorchannels.revoke.knox")

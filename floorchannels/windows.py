@@ -3,7 +3,8 @@
 Every page render issues its own key, so two tabs of one browser are two windows with their
 own topics. The key is made with Django's signing: checking it needs no database or cache,
 so a reconnect storm costs only CPU. It is bound to the user and to their session auth hash,
-so logging out or changing the password makes it useless.
+so logging out or changing the password makes it useless; a key issued to a token client
+(see :mod:`floorchannels.credentials`) is bound to that token too.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib import auth
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.http.cookie import parse_cookie
 from django.utils.crypto import salted_hmac
 
+from . import credentials
 from .conf import fc_settings
+from .credentials import Credential
 from .topics import BROADCAST_GROUP, serialize_topic, topic_group, user_group, window_group
 
 SALT = "floorchannels.window"
@@ -40,7 +44,8 @@ _RESUME_ENTRY = 40
 
 
 class WindowKeyError(Exception):
-    """Base of the reasons a window key is refused; ``close_code`` goes to the client."""
+    """Base of the reasons a window key is refused; ``close_code`` goes to the client, with
+    the exception's message as the close reason (short: a close frame holds 123 bytes)."""
 
     close_code = 4401
     reason = "invalid_key"
@@ -62,7 +67,8 @@ class ExpiredKey(WindowKeyError):
 
 
 class KeyRefused(WindowKeyError):
-    """Genuine, but not for this session: another user, logged out, password changed."""
+    """Genuine, but not for this session: another user, logged out, password changed, or
+    the token it was issued for deleted."""
 
     close_code = 4403
     reason = "key_refused"
@@ -83,7 +89,17 @@ class WindowInfo:
     presence: tuple[str, ...] = ()
     auth_hash: str = ""
     issued_at: float = 0.0
+    #: What authenticated the request the key was issued for (session, or a token).
+    credential: Credential = field(default_factory=Credential)
     _user: Any = field(default=None, repr=False)
+
+    @property
+    def expires(self) -> float:
+        """When the key stops opening this window: its lifetime, or its token's expiry."""
+        expires = self.issued_at + fc_settings.WINDOW_KEY_MAX_AGE
+        if self.credential.expires is not None:
+            expires = min(expires, self.credential.expires)
+        return expires
 
     @property
     def user(self) -> Any:
@@ -163,8 +179,14 @@ def is_own_window(window_id: Any, user: Any) -> bool:
     return any(hmac.compare_digest(tag, _owner_tag(nonce, str(user.pk), secret)) for secret in secrets_)
 
 
-def new_window(request: Any, topics: Iterable[Any] = (), presence: Iterable[Any] = ()) -> WindowInfo:
-    """Describe a new window for the page being rendered for ``request``."""
+def new_window(
+    request: Any,
+    topics: Iterable[Any] = (),
+    presence: Iterable[Any] = (),
+    credential: Credential | None = None,
+) -> WindowInfo:
+    """Describe a new window for the page being rendered for ``request`` (``credential``:
+    what authenticated it, when not the session)."""
     user = getattr(request, "user", None)
     authenticated = bool(user is not None and user.is_authenticated)
     shown = tuple(dict.fromkeys(serialize_topic(topic) for topic in presence))
@@ -176,6 +198,7 @@ def new_window(request: Any, topics: Iterable[Any] = (), presence: Iterable[Any]
         presence=shown,
         auth_hash=_hash_token(user) if authenticated else "",
         issued_at=time.time(),
+        credential=credential if authenticated and credential is not None else Credential(),
         _user=user if authenticated else anonymous_user(),
     )
 
@@ -191,10 +214,18 @@ def sign(window: WindowInfo) -> str:
         "p": list(window.presence),
         "i": int(window.issued_at),
     }
+    bound = window.credential.to_payload()
+    if bound is not None:
+        payload["c"] = bound
     return signing.dumps(payload, salt=SALT, compress=True)
 
 
-def window_key(request: Any, topics: Iterable[Any] = (), presence: Iterable[Any] = ()) -> str:
+def window_key(
+    request: Any,
+    topics: Iterable[Any] = (),
+    presence: Iterable[Any] = (),
+    credential: Credential | None = None,
+) -> str:
     """Issue the key for a new window of this page, granting it ``topics``.
 
     ``presence`` lists topics (granted too) where the window announces itself: other
@@ -202,8 +233,12 @@ def window_key(request: Any, topics: Iterable[Any] = (), presence: Iterable[Any]
 
     The window is remembered on the request, so the ``{% floorchannels_script %}`` tag in the
     same response reuses it instead of issuing a second one.
+
+    ``credential`` says what authenticated ``request`` when it was not the session (a DRF
+    token, a JWT: see :mod:`floorchannels.credentials`); the key is then bound to it and
+    opens a socket without any cookie. The key view (:mod:`floorchannels.views`) passes it.
     """
-    window = new_window(request, topics, presence)
+    window = new_window(request, topics, presence, credential)
     key = sign(window)
     check_size(window, key)
     request.floorchannels_window = window
@@ -239,19 +274,24 @@ def check_size(window: WindowInfo, key: str) -> None:
 def load_key(key: Any) -> WindowInfo:
     """Check a key's signature and age; return the window it describes (user not yet checked)."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidKey("The window key is missing or malformed.")
+        raise InvalidKey("invalid window key: missing or malformed")
     try:
         payload = signing.loads(key, salt=SALT, max_age=fc_settings.WINDOW_KEY_MAX_AGE)
     except signing.SignatureExpired:
-        raise ExpiredKey("The window key has expired.") from None
+        raise ExpiredKey("window key expired") from None
     except (signing.BadSignature, ValueError):
-        raise InvalidKey("The window key's signature is invalid.") from None
+        raise InvalidKey("invalid window key: bad signature") from None
     try:
         window_id, user_pk, auth_hash, topics, issued = (payload[k] for k in "wuhti")
-    except (KeyError, TypeError):
-        raise InvalidKey("The window key is malformed.") from None
+        credential = Credential.from_payload(payload.get("c"))
+    except (KeyError, TypeError, ValueError):
+        raise InvalidKey("invalid window key: malformed") from None
     if not isinstance(window_id, str) or not isinstance(topics, list):
-        raise InvalidKey("The window key is malformed.")
+        raise InvalidKey("invalid window key: malformed")
+    if credential.kind != credentials.SESSION and user_pk is None:
+        raise InvalidKey("invalid window key: malformed")
+    if credential.expires is not None and time.time() >= credential.expires:
+        raise ExpiredKey("the token this window key was issued for has expired")
     return WindowInfo(
         window_id=window_id,
         user_pk=None if user_pk is None else str(user_pk),
@@ -259,6 +299,7 @@ def load_key(key: Any) -> WindowInfo:
         presence=tuple(str(topic) for topic in payload.get("p") or () if str(topic) in topics),
         auth_hash=str(auth_hash or ""),
         issued_at=float(issued),
+        credential=credential,
     )
 
 
@@ -288,22 +329,49 @@ def _session_user(session: Any) -> Any:
     return auth.get_user(SimpleNamespace(session=session))
 
 
+#: Reasons of the refusals (close 4403), as the client reads them.
+_SESSION_ENDED = "key was issued to another user or the session has ended"
+_CREDENTIALS_CHANGED = "the user's password changed or the user was deactivated"
+
+
 def check_user(window: WindowInfo, scope: dict[str, Any]) -> Any:
-    """Match a key's user against the websocket's session; return the user or raise KeyRefused.
+    """Match a key's user against the websocket's session, or for a key issued to a token
+    client, against that token; return the user or raise KeyRefused.
 
     Runs database queries only for keys issued to a signed-in user. Synchronous: call it
     from a thread.
     """
     if window.user_pk is None:
         return anonymous_user()
+    if window.credential.kind != credentials.SESSION:
+        return _token_user(window)
     user = scope.get("user")
     if user is None or not getattr(user, "is_authenticated", False):
         session = session_of(scope)
         if session is None:
-            raise KeyRefused("The websocket carries no session.")
+            raise KeyRefused(_SESSION_ENDED)
         user = _session_user(session)
     if not user.is_authenticated or str(user.pk) != window.user_pk:
-        raise KeyRefused("The key was issued to another user or the session has ended.")
+        raise KeyRefused(_SESSION_ENDED)
     if not user.is_active or _hash_token(user) != window.auth_hash:
-        raise KeyRefused("The user's credentials have changed since the key was issued.")
+        raise KeyRefused(_CREDENTIALS_CHANGED)
+    return user
+
+
+def _token_user(window: WindowInfo) -> Any:
+    """The user of a key issued to a token client: no session to compare with, so the user
+    is read by pk and the token is checked to still exist (see credentials.still_valid)."""
+    model = auth.get_user_model()
+    try:
+        pk = model._meta.pk.to_python(window.user_pk)
+        user = model._default_manager.filter(pk=pk).first()
+    except (ValidationError, ValueError, TypeError):  # a pk of another type: no such user
+        user = None
+    if user is None:
+        raise KeyRefused("the user this key was issued to no longer exists")
+    if not getattr(user, "is_active", True) or _hash_token(user) != window.auth_hash:
+        raise KeyRefused(_CREDENTIALS_CHANGED)
+    reason = credentials.still_valid(window.credential, user)
+    if reason is not None:
+        raise KeyRefused(reason)
     return user

@@ -4,6 +4,9 @@ The view grants topics either by calling ``floorchannels.window_key(request, top
 itself (the tag then reuses that window) or by passing them to the tag:
 ``{% floorchannels_script topics %}`` (and presence topics:
 ``{% floorchannels_script topics presence %}``).
+
+When the project includes ``floorchannels.urls``, the config also holds ``key_url``, the key
+view's URL, where the page can fetch a fresh key after its own has expired.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from django import template
 from django.templatetags.static import static
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, json_script
 
 from ..conf import fc_settings
@@ -30,7 +34,20 @@ def _config(context: Any, topics: Any, presence: Any = None) -> dict[str, Any]:
     key = getattr(request, "floorchannels_window_key", None)
     if key is None or topics is not None or presence is not None:
         key = window_key(request, topics or (), presence or ())
-    return {"url": "/" + fc_settings.URL.lstrip("/"), "window_key": key}
+    config = {"url": "/" + fc_settings.URL.lstrip("/"), "window_key": key}
+    key_url = _key_url()
+    if key_url is not None:
+        config["key_url"] = key_url
+    return config
+
+
+def _key_url() -> str | None:
+    """The key view's URL when the project includes floorchannels.urls: a page can then
+    fetch a fresh key (the JS client's getWindowKey) instead of being reloaded."""
+    try:
+        return reverse("floorchannels:key")
+    except NoReverseMatch:
+        return None
 
 
 @register.simple_tag(takes_context=True)
