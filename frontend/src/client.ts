@@ -7,7 +7,12 @@
  *            │                 ▼
  *   ──► connecting         open ──── socket lost / no heartbeat ──► connecting (after a backoff delay)
  *            │                 │
- *            └── key refused (4400/4401/4403/4410) or close() ──► closed (final)
+ *            └── key refused (4400/4401/4403/4410), replaced (4409) or close() ──► closed (final)
+ *
+ * With a `getWindowKey` hook (`keys.ts`) an expired key (4410) is not final: the client
+ * asks the hook for a new key (also before a reconnect when the held key is about to
+ * expire, and first thing when it was given no key) and connects with it, resuming as
+ * with any reconnect. The hook's failures are retried on the backoff schedule.
  *
  * Resource subscriptions (`subscribe()`) live in `subscriptions.ts`; the client
  * feeds them the socket's lifecycle: sent after each `welcome`, forgotten when
@@ -21,6 +26,9 @@
  */
 
 import { Backoff } from "./backoff.js";
+import { websocketUrl } from "./config.js";
+import { WindowKeyError, toGrant } from "./keys.js";
+import type { GetWindowKey, WindowKeyGrant } from "./keys.js";
 import { Recovery } from "./recovery.js";
 import type { ResyncDetail } from "./recovery.js";
 import { FloorchannelsError } from "./errors.js";
@@ -38,6 +46,10 @@ export const PROTOCOL_VERSION = 1;
 
 /** Close codes after which retrying with the same key cannot succeed. */
 export const REFUSED_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4410]);
+/** The key is past its lifetime: final, unless a `getWindowKey` hook can fetch a new one. */
+export const EXPIRED_CLOSE_CODE = 4410;
+/** A newer socket presented this window's key (another tab holding the same key): final. */
+export const REPLACED_CLOSE_CODE = 4409;
 /** The server is shutting down on purpose: reconnect at once (within a short jitter). */
 export const GOING_AWAY_CLOSE_CODE = 4503;
 
@@ -57,10 +69,24 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 export interface ClientOptions {
-  /** The websocket URL (`ws:`/`wss:`). */
-  url: string;
-  /** The window key from the page config. */
-  windowKey: string;
+  /**
+   * The websocket URL (`ws:`/`wss:`). Optional with `getWindowKey` when the hook's answer
+   * names one; when given, it is used whatever the hook says.
+   */
+  url?: string;
+  /** The window key from the page config. Optional with `getWindowKey` (asked for first). */
+  windowKey?: string;
+  /**
+   * Fetches a new window key (see `keyFromUrl()`): called when the client has none, when
+   * the server refuses the held one as expired (4410), and before a reconnect when it
+   * expires within `keyRenewBefore` seconds.
+   */
+  getWindowKey?: GetWindowKey;
+  /**
+   * Seconds before the held key's expiry within which a reconnect first asks
+   * `getWindowKey` for a new one (default 60).
+   */
+  keyRenewBefore?: number;
   /** Smallest reconnect delay in ms (default 500). */
   backoffMin?: number;
   /** Largest reconnect delay in ms (default 20000). */
@@ -136,12 +162,19 @@ export interface ClientEventDetails {
   statechange: { state: State; previous: State };
   /** The server accepted the window (every (re)connect). */
   welcome: WelcomeFrame;
-  /** The server sent a fresh key, used on the next reconnect. */
-  refresh: { windowKey: string; keyExpires: number | undefined };
-  /** The socket dropped; a reconnect is due in `delay` ms. */
+  /**
+   * A fresh key, used on the next (re)connect: sent by the server (`source: "server"`), or
+   * returned by `getWindowKey` (`source: "getWindowKey"`).
+   */
+  refresh: { windowKey: string; keyExpires: number | undefined; source: "server" | "getWindowKey" };
+  /** `getWindowKey` failed (rejected, returned no key, or did not answer in time); it is asked again in `delay` ms. */
+  keyerror: { error: unknown; delay: number };
+  /** The socket dropped; a reconnect is due in `delay` ms. `reason`: the server's close reason. */
   disconnect: { code: number; reason: string; delay: number };
   /** The server refused the window key: the client is closed for good; reload the page. */
   refused: { code: number; reason: string };
+  /** A newer socket opened this window with the same key (4409): this client is closed for good. */
+  replaced: { code: number; reason: string };
   /** The server sent an `error` frame not tied to a call. */
   error: { code: string; message: string };
   /** A subscription was renewed after a reconnect: refetch what may have changed meanwhile. */
@@ -206,8 +239,17 @@ export class Client extends EventTarget {
   /** Why the client closed: `"client"` (close() was called) or the refusing close code. */
   closedBy: "client" | number | undefined;
 
-  readonly url: string;
+  /** The websocket URL (a `url` named by `getWindowKey`'s answer replaces it when no `url` option was given). */
+  url: string;
   private windowKey: string;
+  private readonly getWindowKey: GetWindowKey | undefined;
+  private readonly fixedUrl: boolean;
+  private readonly keyRenewBefore: number;
+  /** The held key was refused as expired: ask the hook before the next connect. */
+  private keyStale = false;
+  /** Counts key requests: the answer of an abandoned one (timed out, closed) is ignored. */
+  private keyRequest = 0;
+  private keyTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly backoff: Backoff;
   private readonly WS: WebSocketConstructor;
   private readonly defaultHeartbeat: number;
@@ -244,10 +286,15 @@ export class Client extends EventTarget {
 
   constructor(options: ClientOptions) {
     super();
-    if (!options.url) throw new TypeError("floorchannels: no websocket url");
-    if (!options.windowKey) throw new TypeError("floorchannels: no window key");
-    this.url = options.url;
-    this.windowKey = options.windowKey;
+    if (!options.url && !options.getWindowKey) throw new TypeError("floorchannels: no websocket url");
+    if (!options.windowKey && !options.getWindowKey) {
+      throw new TypeError("floorchannels: no window key (pass windowKey, or getWindowKey to fetch one)");
+    }
+    this.url = options.url ?? "";
+    this.fixedUrl = Boolean(options.url);
+    this.windowKey = options.windowKey ?? "";
+    this.getWindowKey = options.getWindowKey;
+    this.keyRenewBefore = options.keyRenewBefore ?? 60;
     this.backoff = new Backoff({ min: options.backoffMin, max: options.backoffMax, random: options.random });
     this.random = options.random ?? Math.random;
     this.backoffMin = options.backoffMin ?? 500;
@@ -261,7 +308,7 @@ export class Client extends EventTarget {
     this.callTimeout = options.callTimeout ?? 30000;
     this.bufferSize = options.bufferSize ?? 100;
     globalThis.addEventListener?.("online", this.onOnline);
-    this.openSocket();
+    this.connectNext();
   }
 
   // ---- public API ---------------------------------------------------------
@@ -382,8 +429,77 @@ export class Client extends EventTarget {
   private readonly onOnline = (): void => {
     if (this.reconnectTimer === undefined || this.state === "closed") return;
     clearTimeout(this.reconnectTimer);
-    this.openSocket();
+    this.connectNext();
   };
+
+  /** Open the next socket, after asking `getWindowKey` for a key when the held one will not do. */
+  private connectNext(): void {
+    this.reconnectTimer = undefined;
+    if (this.getWindowKey && (this.keyStale || !this.windowKey || !this.url || this.keyExpiresSoon())) {
+      this.renewKey();
+    } else {
+      this.openSocket();
+    }
+  }
+
+  private keyExpiresSoon(): boolean {
+    return this.keyExpires !== undefined && this.keyExpires * 1000 - Date.now() <= this.keyRenewBefore * 1000;
+  }
+
+  private renewKey(): void {
+    this.setState("connecting");
+    const request = ++this.keyRequest;
+    this.keyTimer = setTimeout(
+      () => this.keyFailed(request, new WindowKeyError(`floorchannels: getWindowKey() did not answer within ${this.connectTimeout} ms`)),
+      this.connectTimeout,
+    );
+    let answer: Promise<unknown>;
+    try {
+      answer = Promise.resolve(this.getWindowKey!());
+    } catch (error) {
+      answer = Promise.reject(error);
+    }
+    answer.then(
+      (value) => this.keyArrived(request, value),
+      (error) => this.keyFailed(request, error),
+    );
+  }
+
+  private keyArrived(request: number, value: unknown): void {
+    if (request !== this.keyRequest || this.state === "closed") return;
+    let url = this.url;
+    let grant: WindowKeyGrant;
+    try {
+      grant = toGrant(value);
+      if (grant.url && !this.fixedUrl) url = websocketUrl(grant.url, globalThis.location?.href ?? (this.url || undefined));
+      if (!url) throw new WindowKeyError("floorchannels: no websocket url: pass {url}, or return one from getWindowKey()");
+    } catch (error) {
+      this.keyFailed(request, error);
+      return;
+    }
+    this.keyRequest++;
+    clearTimeout(this.keyTimer);
+    this.keyTimer = undefined;
+    this.url = url;
+    this.windowKey = grant.windowKey;
+    this.keyExpires = grant.expires;
+    this.keyStale = false;
+    this.emit("refresh", { windowKey: this.windowKey, keyExpires: this.keyExpires, source: "getWindowKey" });
+    // A listener may have closed the client.
+    if ((this.state as State) !== "closed") this.openSocket();
+  }
+
+  /** The hook failed: say so, and ask again after a backoff delay (never in a tight loop). */
+  private keyFailed(request: number, error: unknown): void {
+    if (request !== this.keyRequest || this.state === "closed") return;
+    this.keyRequest++;
+    clearTimeout(this.keyTimer);
+    this.keyTimer = undefined;
+    const delay = this.backoff.next();
+    this.reconnectTimer = setTimeout(() => this.connectNext(), delay);
+    console.warn(`floorchannels: no window key (asking again in ${delay} ms)`, error);
+    this.emit("keyerror", { error, delay });
+  }
 
   private openSocket(): void {
     this.reconnectTimer = undefined;
@@ -430,7 +546,9 @@ export class Client extends EventTarget {
     this.subscriptions.disconnected();
     this.failSent("disconnected", "floorchannels: the connection dropped before the reply came");
     if (this.state === "closed") return;
-    if (REFUSED_CLOSE_CODES.has(code)) {
+    if (code === EXPIRED_CLOSE_CODE && this.getWindowKey) {
+      this.keyStale = true; // the next attempt asks for a new key first
+    } else if (REFUSED_CLOSE_CODES.has(code) || code === REPLACED_CLOSE_CODE) {
       this.shutdown(code, reason);
       return;
     }
@@ -442,7 +560,7 @@ export class Client extends EventTarget {
     // A server that said it is going away is replaced behind the load balancer: come back
     // now, spread over backoffMin so a whole fleet does not arrive in the same instant.
     const delay = code === GOING_AWAY_CLOSE_CODE ? Math.floor(this.random() * this.backoffMin) : this.backoff.next();
-    this.reconnectTimer = setTimeout(() => this.openSocket(), delay);
+    this.reconnectTimer = setTimeout(() => this.connectNext(), delay);
     this.emit("disconnect", { code, reason, delay });
   }
 
@@ -464,6 +582,9 @@ export class Client extends EventTarget {
     globalThis.removeEventListener?.("online", this.onOnline);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+    this.keyRequest++; // an answer still on its way is ignored
+    clearTimeout(this.keyTimer);
+    this.keyTimer = undefined;
     const ws = this.ws;
     this.detach();
     if (ws) {
@@ -474,12 +595,19 @@ export class Client extends EventTarget {
       }
     }
     this.setState("closed");
-    const message = by === "client" ? "floorchannels: the client is closed" : `floorchannels: the server refused the window key (${by})`;
+    const why = reason ? `${by}: ${reason}` : String(by);
+    const message =
+      by === "client"
+        ? "floorchannels: the client is closed"
+        : by === REPLACED_CLOSE_CODE
+          ? `floorchannels: a newer connection of this window replaced this one (${why})`
+          : `floorchannels: the server refused the window key (${why})`;
     this.failSent("closed", message);
     const buffered = this.buffer.splice(0);
     for (const p of buffered) this.settle(p).reject(new FloorchannelsError("closed", message, p.signal));
     this.subscriptions.closeAll(message);
-    if (by !== "client") this.emit("refused", { code: by, reason });
+    if (by === REPLACED_CLOSE_CODE) this.emit("replaced", { code: by, reason });
+    else if (by !== "client") this.emit("refused", { code: by, reason });
   }
 
   // ---- frames -------------------------------------------------------------
@@ -517,7 +645,7 @@ export class Client extends EventTarget {
         if (typeof frame.window_key === "string" && frame.window_key) {
           this.windowKey = frame.window_key;
           this.keyExpires = typeof frame.key_expires === "number" ? frame.key_expires : undefined;
-          this.emit("refresh", { windowKey: this.windowKey, keyExpires: this.keyExpires });
+          this.emit("refresh", { windowKey: this.windowKey, keyExpires: this.keyExpires, source: "server" });
         }
         break;
       case "pong":

@@ -13,6 +13,11 @@ export interface PageConfig {
   window_key?: string;
   /** Optional: `false` turns off connecting on page load (see README). */
   auto_connect?: boolean;
+  /**
+   * Optional: the key view's URL; `connect()` asks it for a new key when the page's key
+   * has expired (see `keyFromUrl`).
+   */
+  key_url?: string;
   [key: string]: unknown;
 }
 

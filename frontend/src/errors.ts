@@ -36,7 +36,9 @@ export type ClientErrorCode =
   /** A declarative element's `data-fc-kwargs` is not a JSON object. */
   | "invalid_kwargs"
   /** A subscription was cancelled (its `signal` aborted) before the server accepted it. */
-  | "aborted";
+  | "aborted"
+  /** `keyFromUrl()`: the key view gave no key (`WindowKeyError`, in the `keyerror` event). */
+  | "key_unavailable";
 
 export type ErrorCode = ServerErrorCode | ClientErrorCode | (string & {});
 
@@ -47,6 +49,7 @@ export const CLIENT_CODES: readonly ClientErrorCode[] = [
   "disconnected",
   "invalid_kwargs",
   "aborted",
+  "key_unavailable",
 ];
 
 /** The error every rejected `call()` or `subscribe()` carries. */

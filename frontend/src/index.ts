@@ -9,7 +9,14 @@
 
 export { connect, defaultClientOrNull, resetDefaultClient, DEFAULT_URL } from "./connect.js";
 export type { ConnectOptions } from "./connect.js";
-export { Client, PROTOCOL_VERSION, REFUSED_CLOSE_CODES, WINDOW_HEADER } from "./client.js";
+export {
+  Client,
+  EXPIRED_CLOSE_CODE,
+  PROTOCOL_VERSION,
+  REFUSED_CLOSE_CODES,
+  REPLACED_CLOSE_CODE,
+  WINDOW_HEADER,
+} from "./client.js";
 export type {
   CallOptions,
   CallReply,
@@ -23,6 +30,8 @@ export type {
   WebSocketLike,
   WelcomeFrame,
 } from "./client.js";
+export { keyFromUrl, WindowKeyError } from "./keys.js";
+export type { GetWindowKey, HeadersLike, KeyRequestOptions, WindowKeyGrant } from "./keys.js";
 export { Subscription } from "./subscriptions.js";
 export type {
   EventFrame,

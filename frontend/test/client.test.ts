@@ -400,7 +400,7 @@ describe("reconnect", () => {
     first.accept();
     first.receive({ type: "refresh", window_key: "key-2", key_expires: 123 });
     first.receive({ type: "refresh", window_key: "key-3", key_expires: 456 });
-    expect(refreshes.at(-1)).toEqual({ windowKey: "key-3", keyExpires: 456 });
+    expect(refreshes.at(-1)).toEqual({ windowKey: "key-3", keyExpires: 456, source: "server" });
     expect(client.keyExpires).toBe(456);
     first.serverClose(1006);
     vi.advanceTimersByTime(500);
