@@ -130,11 +130,11 @@ def still_valid(credential: Credential, user: Any) -> str | None:
 
         keys = Token.objects.filter(user=user).values_list("key", flat=True)
         if not any(hmac.compare_digest(digest(TOKEN, key), credential.digest) for key in keys):
-            return "the token this key was issued for was deleted"
+            return "the token this window key was issued for was deleted"
     elif credential.kind == KNOX:
         from knox.models import AuthToken
 
         digests = AuthToken.objects.filter(user=user).values_list("digest", flat=True)
         if not any(hmac.compare_digest(digest(KNOX, value), credential.digest) for value in digests):
-            return "the token this key was issued for was deleted"
+            return "the token this window key was issued for was deleted"
     return None
