@@ -7,8 +7,8 @@ each hub closes the matching sockets with 4403 (``key_refused``), which the JS c
 as final. A message may name one credential (``session``: the digest of a session key, or of
 a token, see floorchannels.credentials): then only the sockets opened with it close.
 
-The same message, sent to a window's group with ``keep``, closes the other sockets of that
-window with 4409 (``replaced``): a window key opens one socket at a time, the newest.
+An ``fc.replace`` message to a window's group closes the other sockets of that window with
+4409 (``replaced``): a window key opens one socket at a time, the newest.
 """
 
 from __future__ import annotations
@@ -56,9 +56,6 @@ def revoke(
 
 def on_revoke(hub: Any, message: dict[str, Any]) -> None:
     """Hub handler: close the matching local sockets."""
-    if "keep" in message:
-        _on_replaced(hub, message)
-        return
     session = message.get("session")
     reason = message.get("reason")
     for socket in list(hub.groups.get(message.get("group", ""), ())):
@@ -78,6 +75,10 @@ _REASONS = {
 
 # One socket per window ------------------------------------------------------------------
 
+#: Close the sockets of window ``group`` older than (``at``, ``keep``): see announce_window.
+#: Declared here and added to messages.TYPES by :func:`connect_signals`.
+REPLACE = messages.MessageType("fc.replace", {"group": (str,), "keep": (str,), "at": (int, float)}, {})
+
 
 def _socket_id(hub: Any, socket: Any) -> str:
     """Names a socket among every process's: the hub's layer channel and the socket's id."""
@@ -94,9 +95,7 @@ async def announce_window(socket: Any) -> None:
     """
     hub = socket.hub
     group = window_group(socket.window_id)
-    message = messages.REVOKE.build(
-        group=group, reason="replaced", keep=_socket_id(hub, socket), at=socket.opened_at
-    )
+    message = REPLACE.build(group=group, keep=_socket_id(hub, socket), at=socket.opened_at)
     try:
         await group_send(hub.layer, group, message)
     except Exception:
@@ -104,13 +103,10 @@ async def announce_window(socket: Any) -> None:
         logger.warning("Could not announce window %s to other processes.", socket.window_id, exc_info=True)
 
 
-def _on_replaced(hub: Any, message: dict[str, Any]) -> None:
-    keep, at = message.get("keep"), message.get("at")
-    if not isinstance(keep, str) or not isinstance(at, int | float) or isinstance(at, bool):
-        messages.skip(messages.InvalidMessage(messages.REVOKE.name, "malformed keep/at"), "the hub")
-        return
-    newest = (float(at), keep)
-    for socket in list(hub.groups.get(message.get("group", ""), ())):
+def on_replaced(hub: Any, message: dict[str, Any]) -> None:
+    """Hub handler: close the local sockets of the window older than the announced one."""
+    newest = (float(message["at"]), message["keep"])
+    for socket in list(hub.groups.get(message["group"], ())):
         if (getattr(socket, "opened_at", 0.0), _socket_id(hub, socket)) < newest:
             metrics.increment("replaced_windows")
             logger.info("Closing window %s: a newer socket opened it.", socket.window_id)
@@ -155,6 +151,10 @@ _on_knox_deleted = _token_deleted(credentials.KNOX, "digest")
 
 
 def connect_signals() -> None:
+    from .hub import register_handler
+
+    messages.TYPES.setdefault(REPLACE.name, REPLACE)
+    register_handler(REPLACE, on_replaced)
     user_model = get_user_model()
     user_logged_out.connect(_on_logout, dispatch_uid="floorchannels.revoke.logout")
     pre_save.connect(_before_user_save, sender=user_model, dispatch_uid="floorchannels.revoke.pre")

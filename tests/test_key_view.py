@@ -282,18 +282,19 @@ async def test_the_older_of_two_announcements_closes_nothing():
     """Two sockets of one window whose announcements cross: only the later hello stays."""
     from floorchannels import messages
     from floorchannels.hub import get_hub
-    from floorchannels.revocation import on_revoke
+    from floorchannels.revocation import REPLACE, on_replaced
     from floorchannels.topics import window_group
 
     key = (await apost()).json()["window_key"]
     window = await open_window(key)
     group = window_group(window.welcome["window_id"])
     hub = await get_hub()
-    older = messages.REVOKE.build(group=group, reason="replaced", keep="elsewhere#1", at=time.time() - 60)
-    on_revoke(hub, older)
+    older = REPLACE.build(group=group, keep="elsewhere#1", at=time.time() - 60)
+    assert messages.check(older) is REPLACE
+    on_replaced(hub, older)
     assert await frames_before_pong(window) == []
-    newer = messages.REVOKE.build(group=group, reason="replaced", keep="elsewhere#2", at=time.time() + 1)
-    on_revoke(hub, newer)
+    newer = REPLACE.build(group=group, keep="elsewhere#2", at=time.time() + 1)
+    on_replaced(hub, newer)
     assert (await closed(window.ws))["code"] == CloseCode.REPLACED
 
 
