@@ -12,7 +12,10 @@
  * With a `getWindowKey` hook (`keys.ts`) an expired key (4410) is not final: the client
  * asks the hook for a new key (also before a reconnect when the held key is about to
  * expire, and first thing when it was given no key) and connects with it, resuming as
- * with any reconnect. The hook's failures are retried on the backoff schedule.
+ * with any reconnect. The hook's failures are retried on the backoff schedule. Nor is
+ * 4409 (another socket took this window over: a duplicated tab, a copied key): the held
+ * key would take the window back and the two would close each other in turn, so the
+ * client asks the hook for a key of a new window instead.
  *
  * Resource subscriptions (`subscribe()`) live in `subscriptions.ts`; the client
  * feeds them the socket's lifecycle: sent after each `welcome`, forgotten when
@@ -48,7 +51,7 @@ export const PROTOCOL_VERSION = 1;
 export const REFUSED_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4410]);
 /** The key is past its lifetime: final, unless a `getWindowKey` hook can fetch a new one. */
 export const EXPIRED_CLOSE_CODE = 4410;
-/** A newer socket presented this window's key (another tab holding the same key): final. */
+/** A newer socket presented this window's key (another tab holding the same key). */
 export const REPLACED_CLOSE_CODE = 4409;
 /** The server is shutting down on purpose: reconnect at once (within a short jitter). */
 export const GOING_AWAY_CLOSE_CODE = 4503;
@@ -173,8 +176,11 @@ export interface ClientEventDetails {
   disconnect: { code: number; reason: string; delay: number };
   /** The server refused the window key: the client is closed for good; reload the page. */
   refused: { code: number; reason: string };
-  /** A newer socket opened this window with the same key (4409): this client is closed for good. */
-  replaced: { code: number; reason: string };
+  /**
+   * A newer socket opened this window with the same key (4409). `final`: the client is closed
+   * for good (it has no `getWindowKey`); otherwise it goes on as a new window, with a new key.
+   */
+  replaced: { code: number; reason: string; final: boolean };
   /** The server sent an `error` frame not tied to a call. */
   error: { code: string; message: string };
   /** A subscription was renewed after a reconnect: refetch what may have changed meanwhile. */
@@ -247,9 +253,13 @@ export class Client extends EventTarget {
   private readonly keyRenewBefore: number;
   /** The held key was refused as expired: ask the hook before the next connect. */
   private keyStale = false;
+  /** The key another socket took this window over with (4409): the hook must give another. */
+  private replacedKey: string | undefined;
   /** Counts key requests: the answer of an abandoned one (timed out, closed) is ignored. */
   private keyRequest = 0;
   private keyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Why the client is closed, for the errors of what is asked of it afterwards. */
+  private closedMessage = "floorchannels: the client is closed";
   private readonly backoff: Backoff;
   private readonly WS: WebSocketConstructor;
   private readonly defaultHeartbeat: number;
@@ -323,7 +333,7 @@ export class Client extends EventTarget {
   call(signal: string, kwargs: Record<string, unknown> = {}, options: CallOptions = {}): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.state === "closed") {
-        reject(new FloorchannelsError("closed", "floorchannels: the client is closed", signal));
+        reject(new FloorchannelsError("closed", this.closedMessage, signal));
         return;
       }
       const id = this.nextCallId++;
@@ -392,7 +402,7 @@ export class Client extends EventTarget {
     const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
     const options = typeof optionsOrHandler === "function" ? {} : optionsOrHandler ?? {};
     if (this.state === "closed") {
-      return Promise.reject(new FloorchannelsError("closed", "floorchannels: the client is closed"));
+      return Promise.reject(new FloorchannelsError("closed", this.closedMessage));
     }
     return this.subscriptions.add(resource, options, handler as ResourceEventHandler);
   }
@@ -469,6 +479,14 @@ export class Client extends EventTarget {
     if (request !== this.keyRequest || this.state === "closed") return;
     let url = this.url;
     let grant: WindowKeyGrant;
+    if (this.replacedKey !== undefined && toGrantOrNull(value)?.windowKey === this.replacedKey) {
+      // The hook hands out the key another socket took over: using it would take the window
+      // back from that socket, which would then do the same.
+      this.keyRequest++;
+      clearTimeout(this.keyTimer);
+      this.shutdown(REPLACED_CLOSE_CODE, "getWindowKey() returned the key of the window another connection took over");
+      return;
+    }
     try {
       grant = toGrant(value);
       if (grant.url && !this.fixedUrl) url = websocketUrl(grant.url, globalThis.location?.href ?? (this.url || undefined));
@@ -484,6 +502,7 @@ export class Client extends EventTarget {
     this.windowKey = grant.windowKey;
     this.keyExpires = grant.expires;
     this.keyStale = false;
+    this.replacedKey = undefined;
     this.emit("refresh", { windowKey: this.windowKey, keyExpires: this.keyExpires, source: "getWindowKey" });
     // A listener may have closed the client.
     if ((this.state as State) !== "closed") this.openSocket();
@@ -548,6 +567,10 @@ export class Client extends EventTarget {
     if (this.state === "closed") return;
     if (code === EXPIRED_CLOSE_CODE && this.getWindowKey) {
       this.keyStale = true; // the next attempt asks for a new key first
+    } else if (code === REPLACED_CLOSE_CODE && this.getWindowKey) {
+      this.keyStale = true;
+      this.replacedKey = this.windowKey;
+      this.emit("replaced", { code, reason, final: false });
     } else if (REFUSED_CLOSE_CODES.has(code) || code === REPLACED_CLOSE_CODE) {
       this.shutdown(code, reason);
       return;
@@ -596,17 +619,17 @@ export class Client extends EventTarget {
     }
     this.setState("closed");
     const why = reason ? `${by}: ${reason}` : String(by);
-    const message =
+    const message = (this.closedMessage =
       by === "client"
         ? "floorchannels: the client is closed"
         : by === REPLACED_CLOSE_CODE
           ? `floorchannels: a newer connection of this window replaced this one (${why})`
-          : `floorchannels: the server refused the window key (${why})`;
+          : `floorchannels: the server refused the window key (${why})`);
     this.failSent("closed", message);
     const buffered = this.buffer.splice(0);
     for (const p of buffered) this.settle(p).reject(new FloorchannelsError("closed", message, p.signal));
     this.subscriptions.closeAll(message);
-    if (by === REPLACED_CLOSE_CODE) this.emit("replaced", { code: by, reason });
+    if (by === REPLACED_CLOSE_CODE) this.emit("replaced", { code: by, reason, final: true });
     else if (by !== "client") this.emit("refused", { code: by, reason });
   }
 
@@ -823,6 +846,14 @@ export class Client extends EventTarget {
 
   private emit<K extends keyof ClientEventDetails>(type: K, detail: ClientEventDetails[K]): void {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+function toGrantOrNull(value: unknown): WindowKeyGrant | null {
+  try {
+    return toGrant(value);
+  } catch {
+    return null;
   }
 }
 

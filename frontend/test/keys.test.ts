@@ -304,22 +304,55 @@ describe("close reasons and a replaced window", () => {
     );
   });
 
-  it("4409: closed for good, with a replaced event and no refused event", async () => {
-    const hook = vi.fn(async () => "k2");
-    const client = makeClient({ windowKey: "k", getWindowKey: hook });
+  it("4409 without a hook: closed for good, with a replaced event and no refused event", async () => {
+    const client = makeClient({ windowKey: "k" });
     const replaced = events(client, "replaced");
     const refused = events(client, "refused");
     FakeSocket.last.accept();
     FakeSocket.last.serverClose(4409, "replaced by a newer connection of this window");
     expect(client.state).toBe("closed");
     expect(client.closedBy).toBe(4409);
-    expect(replaced).toEqual([{ code: 4409, reason: "replaced by a newer connection of this window" }]);
+    expect(replaced).toEqual([{ code: 4409, reason: "replaced by a newer connection of this window", final: true }]);
     expect(refused).toEqual([]);
     const error = await client.call("x").catch((e) => e);
     expect(error.code).toBe("closed");
+    expect(error.message).toBe(
+      "floorchannels: a newer connection of this window replaced this one (4409: replaced by a newer connection of this window)",
+    );
     vi.advanceTimersByTime(60000);
     expect(FakeSocket.instances).toHaveLength(1);
-    expect(hook).not.toHaveBeenCalled();
+  });
+
+  it("4409 with a hook: goes on as a new window with a new key, resuming", async () => {
+    const keys = scriptedHook();
+    const client = makeClient({ windowKey: "duplicated", getWindowKey: keys.hook });
+    const replaced = events(client, "replaced");
+    let ws = FakeSocket.last;
+    ws.accept({ window_id: "w-shared", e: "E", seqs: { U: "3-0" } });
+    ws.serverClose(4409, "replaced by a newer connection of this window");
+    expect(replaced).toEqual([{ code: 4409, reason: "replaced by a newer connection of this window", final: false }]);
+    expect(client.state).toBe("connecting");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(keys.hook).toHaveBeenCalledTimes(1);
+    await keys.answer("own-key");
+    ws = FakeSocket.last;
+    ws.open();
+    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "own-key", protocol: 1, resume: { e: "E", seqs: { U: "3-0" } } });
+    ws.welcome({ window_id: "w-new" });
+    expect(client.windowId).toBe("w-new");
+  });
+
+  it("4409 with a hook that hands back the same key: closed, so two tabs never take the window from each other in turn", async () => {
+    const hook = vi.fn(async () => "duplicated");
+    const client = makeClient({ windowKey: "duplicated", getWindowKey: hook });
+    const replaced = events(client, "replaced");
+    FakeSocket.last.accept();
+    FakeSocket.last.serverClose(4409, "replaced by a newer connection of this window");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(hook).toHaveBeenCalledTimes(1);
+    expect(client.state).toBe("closed");
+    expect(replaced.map((r) => r.final)).toEqual([false, true]);
+    expect(FakeSocket.instances).toHaveLength(1);
   });
 
   it("passes the reason of a transient close to disconnect", () => {
