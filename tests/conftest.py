@@ -6,8 +6,10 @@ import asyncio
 import inspect
 import itertools
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -209,3 +211,23 @@ def pytest_sessionfinish(session, exitstatus):
             f"{skipped} test(s) skipped: failing (set FLOORCHANNELS_ALLOW_SKIPS=1 to allow).", red=True
         )
         session.exitstatus = 1
+
+
+#: Debian's Chromium, driven by Playwright (the end-to-end and README tests).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module; tests open their own contexts in it."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing (make test installs Debian's chromium).")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()

@@ -16,13 +16,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import ROOT, free_port, stop, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 #: Generous: two cores shared with other test runs.
 WAIT_MS = 15000
 
@@ -91,19 +90,6 @@ def site(tmp_path_factory):
     project = LiveData(tmp_path_factory.mktemp("livedata"))
     yield project
     project.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing (make test installs Debian's chromium).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def live_page(context, site, user: str | None = None):

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import ROOT, Redis, free_port, wait_for_port
 from tests.packaging.dist import checkout_copy, venv_env
@@ -34,7 +34,6 @@ README = ROOT / "README.md"
 QUICKSTART = ("<!-- --8<-- [start:quickstart] -->", "<!-- --8<-- [end:quickstart] -->")
 REDIS_HEADING = "## Several processes: Redis"
 DOCS = "https://floorchannels.readthedocs.io/"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 30_000  # a loaded 2-core machine: a deadline, not a delay
 
 # The first test also sets up the module's project (a wheel, a venv, pip install from the
@@ -115,19 +114,6 @@ def quickstart(tmp_path_factory) -> Replay:
     replay = Replay(home, venv_env(venv), wheel)
     replay.apply(readme_steps(*QUICKSTART))
     return replay
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing (make test installs Debian's chromium).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
