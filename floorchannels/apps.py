@@ -13,11 +13,12 @@ class FloorchannelsConfig(AppConfig):
         from .conf import fc_settings
         from .hub import register_handler
         from .layers import watch_channels_redis
-        from .revocation import connect_signals, on_revoke
+        from .revocation import connect_signals, on_replaced, on_revoke
 
         connect_signals()
         watch_channels_redis()
         register_handler(messages.REVOKE, on_revoke)
+        register_handler(messages.REPLACE, on_replaced)
         if apps.is_installed("rest_framework"):
             from .rest.delivery import on_message
 

@@ -30,7 +30,7 @@ from .origins import origin_allowed
 from .protocol import CloseCode, ProtocolError, close_reason
 from .registry import registry
 from .revocation import announce_window, session_hash
-from .servers import _is_daphne, _unwrap, flow_control
+from .servers import close_with_reason, flow_control
 from .tasks import spawn
 from .windows import WindowInfo, WindowKeyError, check_user, load_key, session_of, sign
 
@@ -693,7 +693,7 @@ class SignalConsumer:
         the code's usual one: protocol.CLOSE_REASONS)."""
         message = {"type": "websocket.close", "code": code, "reason": close_reason(code, reason)}
         try:
-            if not _daphne_close(self._send, message):
+            if not close_with_reason(self._send, message):
                 await self._send(message)
         except Exception:  # already gone: nothing left to close
             logger.debug("Window %s was already closed.", self.window_id, exc_info=True)
@@ -718,29 +718,6 @@ async def _refuse_handshake(scope: dict[str, Any], send: Any, reason: str) -> No
         await send({"type": "websocket.http.response.body", "body": body})
         return
     await send({"type": "websocket.close", "code": CloseCode.KEY_REFUSED, "reason": reason})
-
-
-def _daphne_close(send: Any, message: dict[str, Any]) -> bool:
-    """Close a daphne websocket with the message's reason; False when ``send`` is not daphne's.
-
-    daphne (4.2) drops the ``reason`` of ``websocket.close`` (django/daphne#374): its
-    protocol calls autobahn's ``sendClose`` with the code only. Calling ``sendClose`` with
-    both does what daphne would, plus the reason. Only on an open socket; anything else
-    goes through daphne's own send. tests/e2e/test_token_clients.py reads the reason
-    through a real daphne, so a daphne that changes this fails there.
-    """
-    send = _unwrap(send)
-    if not _is_daphne(send):
-        return False
-    protocol = send.args[0]
-    server = getattr(send.func, "__self__", None)
-    connection = getattr(server, "connections", {}).get(protocol)
-    if connection is None or connection.get("disconnected"):
-        return True  # daphne's send would do nothing either
-    if getattr(protocol, "state", None) != getattr(protocol, "STATE_OPEN", object()):
-        return False
-    protocol.sendClose(code=message["code"], reason=message["reason"] or None)
-    return True
 
 
 #: Kinds of send errors already logged at WARNING (bounded: there are few kinds).

@@ -55,6 +55,8 @@ RUN = MessageType(
 PROBE = MessageType("fc.probe", {"token": (str,)}, {})
 #: Close the windows of a user's group (of one session when ``session`` is given).
 REVOKE = MessageType("fc.revoke", {"group": (str,), "reason": (str,)}, {"session": (str, _NONE)})
+#: A window's newest socket announces itself: older sockets of the window close (4409).
+REPLACE = MessageType("fc.replace", {"group": (str,), "keep": (str,), "at": _NUMBER}, {})
 #: A live resource changed (see floorchannels.rest.events).
 RESOURCE = MessageType(
     "fc.resource",
@@ -62,7 +64,7 @@ RESOURCE = MessageType(
     {"echo": (str, _NONE), "multi": (bool,)},
 )
 
-TYPES: dict[str, MessageType] = {t.name: t for t in (DELIVER, RUN, PROBE, REVOKE, RESOURCE)}
+TYPES: dict[str, MessageType] = {t.name: t for t in (DELIVER, RUN, PROBE, REVOKE, REPLACE, RESOURCE)}
 
 
 class InvalidMessage(Exception):

@@ -77,7 +77,7 @@ _REASONS = {
 
 #: Close the sockets of window ``group`` older than (``at``, ``keep``): see announce_window.
 #: Declared here and added to messages.TYPES by :func:`connect_signals`.
-REPLACE = messages.MessageType("fc.replace", {"group": (str,), "keep": (str,), "at": (int, float)}, {})
+REPLACE = messages.REPLACE
 
 
 def _socket_id(hub: Any, socket: Any) -> str:
@@ -151,10 +151,6 @@ _on_knox_deleted = _token_deleted(credentials.KNOX, "digest")
 
 
 def connect_signals() -> None:
-    from .hub import register_handler
-
-    messages.TYPES.setdefault(REPLACE.name, REPLACE)
-    register_handler(REPLACE, on_replaced)
     user_model = get_user_model()
     user_logged_out.connect(_on_logout, dispatch_uid="floorchannels.revoke.logout")
     pre_save.connect(_before_user_save, sender=user_model, dispatch_uid="floorchannels.revoke.pre")

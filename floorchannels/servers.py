@@ -143,6 +143,29 @@ def _is_daphne(send: Any) -> bool:
     )
 
 
+def close_with_reason(send: Any, message: dict[str, Any]) -> bool:
+    """Close a daphne websocket with the message's reason; False when ``send`` is not daphne's.
+
+    daphne (4.2) drops the ``reason`` of ``websocket.close`` (django/daphne#374): its
+    protocol calls autobahn's ``sendClose`` with the code only. Calling ``sendClose`` with
+    both does what daphne would, plus the reason. Only on an open socket; anything else
+    goes through daphne's own send. tests/e2e/test_token_clients.py reads the reason
+    through a real daphne, so a daphne that changes this fails there.
+    """
+    send = _unwrap(send)
+    if not _is_daphne(send):
+        return False
+    protocol = send.args[0]
+    server = getattr(send.func, "__self__", None)
+    connection = getattr(server, "connections", {}).get(protocol)
+    if connection is None or connection.get("disconnected"):
+        return True  # daphne's send would do nothing either
+    if getattr(protocol, "state", None) != getattr(protocol, "STATE_OPEN", object()):
+        return False
+    protocol.sendClose(code=message["code"], reason=message["reason"] or None)
+    return True
+
+
 def _daphne_transport(send: Any) -> Any:
     """The twisted transport (TCP, or TLS wrapping TCP) behind daphne's send."""
     return getattr(send.args[0], "transport", None)

@@ -156,7 +156,7 @@ _OWNER_SALT = "floorchannels.window-owner"
 
 
 def _owner_tag(nonce: str, user_pk: str, secret: str | None = None) -> str:
-    return salted_hmac(_OWNER_SALT, f"{nonce}:{user_pk}", secret=secret).hexdigest()[:16]
+    return salted_hmac(_OWNER_SALT, f"{nonce}:{user_pk}", secret=secret, algorithm="sha256").hexdigest()[:16]
 
 
 def new_window_id(user_pk: str | None) -> str:
