@@ -1,0 +1,41 @@
+"""Settings of the single-page app's end-to-end project: tests.settings, plus DRF tokens,
+the key view, a Redis layer (its history outlives a restart of daphne) and the app's
+origin in ALLOWED_ORIGINS.
+
+``SPA_DB`` names the database file, ``SPA_REDIS_URL`` the Redis server, ``SPA_ORIGIN`` the
+origin the app is served from and ``SPA_KEY_MAX_AGE`` the keys' lifetime in seconds (short,
+so a tab can outlive its key within a test).
+"""
+
+import os
+
+from tests.settings import *  # noqa: F403
+
+if "rest_framework.authtoken" not in INSTALLED_APPS:  # noqa: F405
+    INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework.authtoken"]  # noqa: F405
+ROOT_URLCONF = "tests.e2e.spa.urls"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("SPA_DB", "spa.sqlite3"),
+        "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [os.environ.get("SPA_REDIS_URL", "redis://127.0.0.1:6379/0")]},
+    }
+}
+REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"]}
+FLOORCHANNELS = {
+    "ALLOWED_ORIGINS": [os.environ.get("SPA_ORIGIN", "http://127.0.0.1:9")],
+    "WINDOW_KEY_MAX_AGE": int(os.environ.get("SPA_KEY_MAX_AGE", "3600")),
+    "GROUP_SWEEP_INTERVAL": 0.2,
+}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {"floorchannels": {"handlers": ["stderr"], "level": "WARNING"}},
+}
