@@ -12,6 +12,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
+    "knox",
     "guardian",
     "django_filters",
     "floorchannels",

@@ -58,3 +58,51 @@ def test_an_anonymous_window_is_never_bound_to_a_credential():
 
     key = window_key(SimpleNamespace(user=AnonymousUser()), credential=Credential(credentials.JWT, "d", 1.0))
     assert "c" not in signing.loads(key, salt=SALT)
+
+
+# Token-bound keys through a socket (in process): no cookie, and deleting the token closes it.
+
+
+def _token_key(user, auth):
+    credential = credentials.describe(auth, session=False)
+    return window_key(SimpleNamespace(user=user), credential=credential), credential
+
+
+def _drf_token(user):
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.create(user=user)
+
+
+def _knox_token(user):
+    from knox.models import AuthToken
+
+    instance, _raw = AuthToken.objects.create(user=user, expiry=timedelta(hours=1))
+    return instance
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("make_token", "kind"), [(_drf_token, "token"), (_knox_token, "knox")])
+async def test_a_token_bound_socket_needs_no_cookie_and_closes_when_the_token_is_deleted(make_token, kind):
+    from asgiref.sync import sync_to_async
+
+    from floorchannels.protocol import CloseCode
+    from tests.conftest import open_window
+
+    user = await sync_to_async(User.objects.create_user)("mobile", password="x")
+    token = await sync_to_async(make_token)(user)
+    key, credential = await sync_to_async(_token_key)(user, token)
+    assert credential.kind == kind
+    window = await open_window(key)  # no cookie, no middleware
+    assert window.welcome["type"] == "welcome"
+    await sync_to_async(token.delete)()
+    message = await window.ws.receive_output(timeout=10)
+    assert message["type"] == "websocket.close", message
+    assert message["code"] == CloseCode.KEY_REFUSED
+    assert "token" in message.get("reason", ""), message
+    # The same key is refused from now on.
+    from tests.conftest import connect_raw, expect_close
+
+    again = await connect_raw()
+    await again.send_json_to({"type": "hello", "window_key": key, "protocol": 1})
+    assert await expect_close(again) == CloseCode.KEY_REFUSED
