@@ -297,9 +297,9 @@ class ScriptedSocket implements WebSocketLike {
   }
 }
 
-// @ts-expect-error: windowKey is required
-const incomplete: ClientOptions = { url: "ws://127.0.0.1/ws/" };
-void incomplete;
+// @ts-expect-error: getWindowKey answers a key (or {windowKey, expires?, url?}), not a number
+const wrongHook: ClientOptions = { url: "ws://127.0.0.1/ws/", getWindowKey: async () => 42 };
+void wrongHook;
 // connect() is typed too (not called: it reads a page config this script has no page for).
 const connectType: (options?: { shared?: boolean }) => Client = connect;
 void connectType;
