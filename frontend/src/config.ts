@@ -18,6 +18,8 @@ export interface PageConfig {
    * has expired (see `keyFromUrl`).
    */
   key_url?: string;
+  /** Optional: the CSRF token `connect()` sends to `key_url` (else it reads the CSRF cookie). */
+  csrf_token?: string;
   [key: string]: unknown;
 }
 

@@ -62,7 +62,10 @@ export function connect(options: ConnectOptions = {}): Client {
   const configKeyUrl = typeof config.key_url === "string" && config.key_url ? config.key_url : undefined;
   const keyView = keyUrl ?? configKeyUrl;
   let getWindowKey: GetWindowKey | undefined = clientOptions.getWindowKey;
-  if (!getWindowKey && keyView) getWindowKey = keyFromUrl(new URL(keyView, base).href, keyRequest);
+  if (!getWindowKey && keyView) {
+    const csrfToken = typeof config.csrf_token === "string" && config.csrf_token ? config.csrf_token : undefined;
+    getWindowKey = keyFromUrl(new URL(keyView, base).href, { csrfToken, ...keyRequest });
+  }
   const configUrl = typeof config.url === "string" ? config.url : undefined;
   const url = clientOptions.url ?? configUrl;
   const windowKey = clientOptions.windowKey ?? (typeof config.window_key === "string" ? config.window_key : "");

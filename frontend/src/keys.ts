@@ -66,6 +66,12 @@ export interface KeyRequestOptions {
   csrfCookie?: string | false;
   /** The request header for the CSRF token (default `"X-CSRFToken"`, Django's `CSRF_HEADER_NAME`). */
   csrfHeader?: string;
+  /**
+   * The CSRF token itself, when the page has it from elsewhere (the config's `csrf_token`,
+   * which works with `CSRF_COOKIE_HTTPONLY` and `CSRF_USE_SESSIONS` too): used instead of
+   * the cookie, on the page's own origin only.
+   */
+  csrfToken?: string;
   /** The `fetch` to use (default: the global one). */
   fetch?: typeof fetch;
 }
@@ -87,8 +93,8 @@ export function keyFromUrl(url: string, options: KeyRequestOptions = {}): () => 
     const headers = new Headers({ Accept: "application/json" });
     const extra = typeof options.headers === "function" ? await options.headers() : options.headers;
     if (extra) new Headers(extra).forEach((value, name) => headers.set(name, value));
-    if (csrfCookie && page && target.origin === new URL(page).origin && !headers.has(csrfHeader)) {
-      const token = readCookie(csrfCookie);
+    if (page && target.origin === new URL(page).origin && !headers.has(csrfHeader)) {
+      const token = options.csrfToken || (csrfCookie ? readCookie(csrfCookie) : undefined);
       if (token) headers.set(csrfHeader, token);
     }
     let response: Response;

@@ -413,6 +413,14 @@ describe("keyFromUrl", () => {
     expect(requests.map((r) => r.headers.get("x-csrftoken"))).toEqual(["abc123", null, null]);
   });
 
+  it("prefers a CSRF token it was given (the config's csrf_token) to the cookie, on its own origin only", async () => {
+    document.cookie = "csrftoken=from-cookie";
+    const { fetch, requests } = fakeFetch(() => jsonResponse({ window_key: "K" }));
+    await keyFromUrl("/floorchannels/key/", { fetch, csrfToken: "given" })();
+    await keyFromUrl("https://elsewhere.test/floorchannels/key/", { fetch, csrfToken: "given" })();
+    expect(requests.map((r) => r.headers.get("x-csrftoken"))).toEqual(["given", null]);
+  });
+
   it("rejects with the status and the server's detail", async () => {
     const { fetch } = fakeFetch(() => jsonResponse({ detail: "Invalid token." }, 401));
     const error = await keyFromUrl("https://api.test/key/", { fetch })().catch((e) => e);
@@ -467,6 +475,18 @@ describe("connect() with a key URL", () => {
     FakeSocket.last.open();
     expect(FakeSocket.last.sent[0].window_key).toBe("renewed");
     expect(FakeSocket.last.url).toBe(`ws://${location.host}/ws/floorchannels/`);
+  });
+
+  it("sends the config's csrf_token to key_url", async () => {
+    setConfig({ url: "/ws/floorchannels/", window_key: "page-key", key_url: "/floorchannels/key/", csrf_token: "tok" });
+    const { fetch, requests } = fakeFetch((url) => jsonResponse({ window_key: "renewed" }, 200, url));
+    vi.stubGlobal("fetch", fetch);
+    const client = connect({ WebSocket: FakeSocket, random: () => 0 });
+    clients.push(client);
+    FakeSocket.last.open();
+    FakeSocket.last.serverClose(4410, "window key expired");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(requests[0].headers.get("x-csrftoken")).toBe("tok");
   });
 
   it("a single-page app with no config gets its key and its websocket URL from keyUrl", async () => {
