@@ -152,13 +152,22 @@ export class Recovery {
   /**
    * The `welcome` frame's positions: where each of the window's groups stands. Groups
    * this client has seen nothing of start from there, so a drop before their first
-   * message can still be resumed; a new epoch replaces everything. Gaps still open get
-   * a full deadline from now: the replay that follows may fill them.
+   * message can still be resumed; a new epoch replaces everything. Groups it lists no
+   * more are forgotten: the window is not in them (a new key for a new window left the
+   * old window's group behind), and their seqs would only lengthen every `hello`. Gaps
+   * still open get a full deadline from now: the replay that follows may fill them.
    */
   positions(e: unknown, seqs: unknown): void {
     if ((typeof e !== "string" && typeof e !== "number") || typeof seqs !== "object" || seqs === null) return;
     this.sameEpoch(e);
-    for (const [g, seq] of Object.entries(seqs as Record<string, unknown>)) {
+    const listed = seqs as Record<string, unknown>;
+    for (const g of Array.from(this.seqs.keys())) {
+      if (!Object.prototype.hasOwnProperty.call(listed, g)) {
+        this.seqs.delete(g);
+        this.gaps.delete(g);
+      }
+    }
+    for (const [g, seq] of Object.entries(listed)) {
       if (typeof seq === "string" && seqParts(seq) && !this.seqs.has(g)) this.seqs.set(g, seq);
     }
     const now = this.now();

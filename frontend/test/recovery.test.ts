@@ -230,6 +230,19 @@ describe("resync", () => {
     expect(reopen().sent[0].resume).toEqual({ e: "E1", seqs: { G1: "6-0", G2: "0-0", G3: "1-0" } });
   });
 
+  it("forgets the groups a welcome no longer lists (a new window left the old one's group)", () => {
+    let ws = FakeSocket.last;
+    ws.open();
+    ws.welcome({ e: "E1", seqs: { WINDOW1: "0-0", USER: "4-0" } });
+    ws.receive(signal("m1", "WINDOW1", "1-0"));
+    ws.receive(signal("m5", "USER", "5-0"));
+    ws = reopen();
+    expect(ws.sent[0].resume).toEqual({ e: "E1", seqs: { WINDOW1: "1-0", USER: "5-0" } });
+    ws.open();
+    ws.welcome({ e: "E1", seqs: { WINDOW2: "0-0", USER: "7-0" } });
+    expect(reopen().sent[0].resume).toEqual({ e: "E1", seqs: { USER: "5-0", WINDOW2: "0-0" } });
+  });
+
   it("takes every position from a welcome with a new epoch", () => {
     let ws = FakeSocket.last;
     ws.accept();

@@ -54,7 +54,7 @@ class SpaProject:
             "DJANGO_SETTINGS_MODULE": "tests.e2e.spa.settings",
             "SPA_DB": str(tmp / "spa.sqlite3"),
             "SPA_REDIS_URL": redis_url,
-            "SPA_ORIGIN": self.origin,
+            "SPA_ORIGINS": f"{self.origin} {self.api}",
             "SPA_KEY_MAX_AGE": str(key_max_age),
         }
         self.run("-m", "django", "migrate", "-v0")
@@ -225,16 +225,28 @@ def test_an_origin_not_listed_gets_no_key_and_no_socket(browser, make_project):
     context.close()
 
 
-def test_a_tab_that_outlived_its_key_renews_it_and_resumes(browser, make_project):
+def test_tabs_that_outlived_their_key_renew_it_and_resume(browser, make_project):
     project = make_project(key_max_age=4)
     context = browser.new_context()
-    # A: renews its key before reconnecting, as it knows when the key expires.
-    # B: its clock is an hour behind: it presents the expired key, is told 4410, then renews.
+    # A: the app; renews its key before reconnecting, as it knows when the key expires.
+    # B: the app with a clock an hour behind: it presents the expired key, is told 4410,
+    #    then renews.
+    # C: a page Django renders for alice's session: renews through the config's key_url,
+    #    with the session cookie and the CSRF token.
     tabs = {"A": context.new_page(), "B": context.new_page()}
     tabs["A"].goto(project.app_url(project.origin))
     tabs["B"].goto(project.app_url(project.origin, renewBefore="-3600"))
+    session = browser.new_context()
+    signed_in = session.request.post(
+        project.api + "/login/", form={"username": "alice", "password": "alice-pass"}
+    )
+    assert signed_in.ok, signed_in.text()
+    tabs["C"] = session.new_page()
+    tabs["C"].goto(project.api + "/page/")
+    config = json.loads(tabs["C"].text_content("#floorchannels-config"))
+    assert config["key_url"] == "/floorchannels/key/"
     for page in tabs.values():
-        wait_for(page, "window.spa.user === 'alice'")
+        wait_for(page, "window.spaClient && window.spaClient.state === 'open'")
     project.publish(1)
     for page in tabs.values():
         wait_for(page, "window.spa.pushes.length === 1")
@@ -265,6 +277,8 @@ def test_a_tab_that_outlived_its_key_renews_it_and_resumes(browser, make_project
             state,
         )
         assert state["windows"][-1] != state["windows"][0], (name, state)
-    assert {"code": 4410, "reason": "window key expired"} not in after["A"]["disconnects"]
+    for name in "AC":
+        assert {"code": 4410, "reason": "window key expired"} not in after[name]["disconnects"]
     assert {"code": 4410, "reason": "window key expired"} in after["B"]["disconnects"]
     context.close()
+    session.close()

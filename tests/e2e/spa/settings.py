@@ -1,9 +1,9 @@
 """Settings of the single-page app's end-to-end project: tests.settings, plus DRF tokens,
-the key view, a Redis layer (its history outlives a restart of daphne) and the app's
-origin in ALLOWED_ORIGINS.
+the key view, a Redis layer (its history outlives a restart of daphne), the app's origin
+in ALLOWED_ORIGINS, and a page Django renders, for sessions.
 
-``SPA_DB`` names the database file, ``SPA_REDIS_URL`` the Redis server, ``SPA_ORIGIN`` the
-origin the app is served from and ``SPA_KEY_MAX_AGE`` the keys' lifetime in seconds (short,
+``SPA_DB`` names the database file, ``SPA_REDIS_URL`` the Redis server, ``SPA_ORIGINS`` the
+allowed origins (the app's and the API's own, space-separated) and ``SPA_KEY_MAX_AGE`` the keys' lifetime in seconds (short,
 so a tab can outlive its key within a test).
 """
 
@@ -11,8 +11,12 @@ import os
 
 from tests.settings import *  # noqa: F403
 
-if "rest_framework.authtoken" not in INSTALLED_APPS:  # noqa: F405
-    INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework.authtoken"]  # noqa: F405
+INSTALLED_APPS = [
+    *INSTALLED_APPS,  # noqa: F405
+    *(app for app in ("rest_framework.authtoken", "django.contrib.staticfiles") if app not in INSTALLED_APPS),  # noqa: F405
+]
+# A page Django renders too (templates/page.html), for the key view's session path.
+TEMPLATES = [{**TEMPLATES[0], "DIRS": [os.path.join(os.path.dirname(__file__), "templates")]}]  # noqa: F405
 ROOT_URLCONF = "tests.e2e.spa.urls"
 DATABASES = {
     "default": {
@@ -29,7 +33,8 @@ CHANNEL_LAYERS = {
 }
 REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"]}
 FLOORCHANNELS = {
-    "ALLOWED_ORIGINS": [os.environ.get("SPA_ORIGIN", "http://127.0.0.1:9")],
+    # The app's origin, and the API's own (its rendered page): once set, the whole list.
+    "ALLOWED_ORIGINS": os.environ.get("SPA_ORIGINS", "http://127.0.0.1:9").split(),
     "WINDOW_KEY_MAX_AGE": int(os.environ.get("SPA_KEY_MAX_AGE", "3600")),
     "GROUP_SWEEP_INTERVAL": 0.2,
 }

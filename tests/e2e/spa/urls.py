@@ -1,9 +1,12 @@
-"""The key view and the notes API (live resource ``notes``), both authenticated by DRF tokens."""
+"""The key view, the notes API (live resource ``notes``, DRF tokens) and a page Django
+renders for a signed-in session."""
 
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from tests.testapp.views import NoteViewSet
+
+from .views import page, session_login
 
 router = DefaultRouter()
 router.register("notes", NoteViewSet, basename="note")
@@ -11,4 +14,6 @@ router.register("notes", NoteViewSet, basename="note")
 urlpatterns = [
     path("floorchannels/", include("floorchannels.urls")),
     path("api/", include(router.urls)),
+    path("login/", session_login),
+    path("page/", page),
 ]
