@@ -42,6 +42,20 @@ DEFAULTS: dict[str, Any] = {
     # Run queued signals inside the web process. None means "only when the channel layer
     # is the in-memory one", where no separate worker could see the queue anyway.
     "RUN_QUEUES_IN_PROCESS": None,
+    # Durable queues (the Redis layers; docs/concepts.md, Queues and workers). A call a
+    # worker took and did not finish within QUEUE_VISIBILITY_TIMEOUT seconds of its last
+    # sign of life (the worker died) is run again by another worker; after
+    # QUEUE_MAX_ATTEMPTS deliveries it goes to the queue's dead letters instead. A queue
+    # holds at most QUEUE_MAX_LENGTH calls (waiting, running and delayed): past it, calls
+    # are refused (PublishError; browsers get server_error). A call queued while no worker
+    # of its queue was seen for QUEUE_WORKER_TIMEOUT seconds is kept, with a WARNING. On
+    # SIGTERM a worker takes no new call and gives the running one QUEUE_SHUTDOWN_GRACE
+    # seconds before handing it back to the other workers.
+    "QUEUE_VISIBILITY_TIMEOUT": 30.0,
+    "QUEUE_MAX_ATTEMPTS": 5,
+    "QUEUE_MAX_LENGTH": 100_000,
+    "QUEUE_WORKER_TIMEOUT": 60.0,
+    "QUEUE_SHUTDOWN_GRACE": 10.0,
     # Seconds between sweeps that forget groups no local socket uses any more.
     "GROUP_SWEEP_INTERVAL": 30.0,
     # Seconds between re-adding this process's group memberships, which keeps them alive
