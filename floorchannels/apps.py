@@ -12,6 +12,7 @@ class FloorchannelsConfig(AppConfig):
         from . import checks, messages, presence  # noqa: F401 - system checks; presence's browser signal
         from .conf import fc_settings
         from .hub import register_handler
+        from .joins import on_topic_message
         from .layers import watch_channels_redis
         from .revocation import connect_signals, on_replaced, on_revoke
 
@@ -19,6 +20,7 @@ class FloorchannelsConfig(AppConfig):
         watch_channels_redis()
         register_handler(messages.REVOKE, on_revoke)
         register_handler(messages.REPLACE, on_replaced)
+        register_handler(messages.TOPIC, on_topic_message)
         if apps.is_installed("rest_framework"):
             from .rest.delivery import on_message
 

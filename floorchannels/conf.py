@@ -28,6 +28,15 @@ DEFAULTS: dict[str, Any] = {
     # view, for single-page apps served from another origin. None: any host in
     # ALLOWED_HOSTS, whatever the scheme and port (pages served by this project).
     "ALLOWED_ORIGINS": None,
+    # Topics windows may join while open (floorchannels.joins): {pattern: permission}, where
+    # a pattern is a string topic with {placeholders} ("room.{name}"; a placeholder matches
+    # one or more characters other than "."), and a permission is a callable (or its dotted
+    # path) called as permission(window, **captured) -> bool, sync or async. The first
+    # matching pattern decides; a topic matching none cannot be joined.
+    "TOPICS": {},
+    # Topics one window may be in (granted by its key, joined or granted since); a join past
+    # it is answered too_many_topics.
+    "MAX_TOPICS": 100,
     # Seconds a new socket has to send its hello frame.
     "HELLO_TIMEOUT": 10.0,
     # Seconds between client pings, announced in the welcome frame.

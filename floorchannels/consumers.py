@@ -19,7 +19,7 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync
 from channels.sessions import InstanceSessionWrapper
 
-from . import metrics, permissions, presence, protocol, sending, shutdown
+from . import joins, metrics, permissions, presence, protocol, sending, shutdown
 from .arguments import InvalidArguments
 from .conf import fc_settings
 from .dispatch import enqueue
@@ -42,7 +42,7 @@ _WAITING_PER_RUNNING = 4
 #: How long after a replay live copies of replayed messages are watched for.
 _REPLAY_DEDUP_SECONDS = 10.0
 #: Frames answered by a reply carrying their id.
-_REQUESTS = ("call", "subscribe", "unsubscribe")
+_REQUESTS = ("call", "subscribe", "unsubscribe", *joins.FRAMES)
 _NO_SUBSCRIPTIONS: Any = MappingProxyType({})
 
 
@@ -67,6 +67,7 @@ class SignalConsumer:
         "scope", "_send", "_frame_send", "_closed", "hub", "window", "window_id", "_groups",
         "credential", "subscriptions", "_held", "_held_bytes", "_replayed", "_tasks", "_calls",
         "_requests", "_outbox", "_outbox_bytes", "_flow", "joined_at", "opened_at", "_expiry",
+        "_topic_lock",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -104,6 +105,9 @@ class SignalConsumer:
         self._outbox_bytes = 0
         #: The server's flow control where its send never waits (see floorchannels.servers).
         self._flow: Any = None
+        #: One change of the window's topics at a time (joins, leaves, grants), created on
+        #: first use.
+        self._topic_lock: asyncio.Lock | None = None
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
@@ -156,6 +160,11 @@ class SignalConsumer:
             return False
         history = get_history()
         resume = frame.get("resume") if history is not None else None
+        # Topics the client had joined, presented with a key that does not list them: in
+        # before the groups are joined, so the resume covers them (see floorchannels.joins).
+        rejoined = "topics" in frame and await joins.restore(self, frame["topics"])
+        if rejoined:
+            self._groups = tuple(window.groups)
         # From the moment the window is in its groups, live messages can arrive: they wait
         # until the welcome (and the replay, if any) is written, so welcome is always first.
         self._held = []
@@ -163,6 +172,12 @@ class SignalConsumer:
             return False
         welcome = await self._welcome(window, history)
         self.push(protocol.encode(welcome))
+        if rejoined:  # a key that lists them, for the next reconnect
+            self.push(
+                protocol.encode(
+                    {"type": "refresh", "window_key": sign(window), "key_expires": window.expires}
+                )
+            )
         if resume:
             await self._replay(history, resume, welcome.get("e"), welcome.get("seqs") or {})
         else:
@@ -269,6 +284,10 @@ class SignalConsumer:
             "heartbeat": fc_settings.HEARTBEAT,
             "key_expires": window.expires,
         }
+        if window.topics:
+            # What each topic's signals carry as ``g``: the client can tell where a message
+            # came from, and which runtime topics it is in (see floorchannels.joins).
+            welcome["topics"] = [joins.describe(topic, window) for topic in window.topics]
         if history is not None:
             # Where each group's history stands now (read after joining, so nothing can
             # fall between): the client resumes from here if it has seen nothing newer.
@@ -421,6 +440,13 @@ class SignalConsumer:
         spawn(self._answer(frame), "answer a request", self._task_set())
 
     async def _answer(self, frame: dict[str, Any]) -> None:
+        if frame["type"] in joins.FRAMES:
+            # Writes its own reply: a join's must come before the topic's first signal.
+            try:
+                await joins.answer(self, frame)
+            finally:
+                self._requests -= 1
+            return
         if self._calls is None:
             self._calls = asyncio.Semaphore(fc_settings.MAX_CONCURRENT_CALLS)
         try:
@@ -575,6 +601,34 @@ class SignalConsumer:
             return
         key = sign(window)
         self.send_json({"type": "refresh", "window_key": key, "key_expires": window.expires})
+
+    # Topics joined while open (floorchannels.joins) ------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def topic_lock(self) -> asyncio.Lock:
+        """Held while the window's topics change: one join, leave or grant at a time."""
+        if self._topic_lock is None:
+            self._topic_lock = asyncio.Lock()
+        return self._topic_lock
+
+    def hold(self) -> None:
+        """Hold live frames back (as during the hello) until :meth:`release_held`."""
+        if self._held is None:
+            self._held = []
+            self._held_bytes = 0
+
+    def release_held(self) -> None:
+        self._release_held()
+
+    def add_group(self, group: str) -> None:
+        if group not in self._groups:
+            self._groups = (*self._groups, group)
+
+    def remove_group(self, group: str) -> None:
+        self._groups = tuple(g for g in self._groups if g != group)
 
     def _task_set(self) -> set[asyncio.Future[Any]]:
         """This window's running tasks (cancelled when it closes), created on first use."""

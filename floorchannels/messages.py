@@ -64,7 +64,11 @@ RESOURCE = MessageType(
     {"echo": (str, _NONE), "multi": (bool,)},
 )
 
-TYPES: dict[str, MessageType] = {t.name: t for t in (DELIVER, RUN, PROBE, REVOKE, REPLACE, RESOURCE)}
+#: Put a window in a topic, or take it out (see floorchannels.joins): ``action`` is ``grant``
+#: or ``revoke``, ``topic`` the canonical topic.
+TOPIC = MessageType("fc.topic", {"group": (str,), "action": (str,), "topic": (str,)}, {"presence": (bool,)})
+
+TYPES: dict[str, MessageType] = {t.name: t for t in (DELIVER, RUN, PROBE, REVOKE, REPLACE, RESOURCE, TOPIC)}
 
 
 class InvalidMessage(Exception):

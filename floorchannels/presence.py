@@ -1,7 +1,8 @@
 """Presence: who is in a topic right now, across processes, with join/leave diffs.
 
 A window is present in the topics its view listed in ``presence=`` (``window_key`` or the
-template tag). Each entry names the window, its user and the user's display name, and
+template tag), and in those it joined or was granted with presence (floorchannels.joins).
+Each entry names the window, its user and the user's display name, and
 carries an expiry: the process holding the window renews its entries every
 ``PRESENCE_HEARTBEAT`` seconds, so the entries of a crashed process expire within one
 interval and are announced as left by whichever process notices first.
@@ -22,6 +23,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from .conf import fc_settings
@@ -173,34 +175,37 @@ def _forget_closed_loops() -> None:
         _tasks.discard(task)  # never to finish: its loop is gone
 
 
-async def join(consumer: Any) -> None:
-    """Announce a newly welcomed window in its presence topics."""
+async def join(consumer: Any, topics: Iterable[str] | None = None) -> None:
+    """Announce a window in ``topics`` (canonical): by default all its presence topics, as
+    when it is welcomed; a topic it joins later is announced alone."""
     loop = asyncio.get_running_loop()
     if loop not in _renewers:
         _forget_closed_loops()
         _renewers[loop] = supervise(lambda: _renew(loop), "presence renewer", holder=_tasks)
-    topics = _local.setdefault(loop, {})
+    local = _local.setdefault(loop, {})
     member = _member_of(consumer)
     until = time.time() + fc_settings.PRESENCE_HEARTBEAT * 2
-    for topic in consumer.window.presence:
-        topics.setdefault(topic, set()).add(consumer)
+    for topic in consumer.window.presence if topics is None else topics:
+        local.setdefault(topic, set()).add(consumer)
         await store().add(topic, [member], until)
         _announce(loop, topic, joined=[member])
 
 
-async def leave(consumer: Any) -> None:
-    """The window closed: take it out and tell the topic."""
+async def leave(consumer: Any, topics: Iterable[str] | None = None) -> None:
+    """Take a window out of ``topics`` (by default all its presence topics: it closed) and
+    tell each topic."""
     loop = asyncio.get_running_loop()
-    topics = _local.get(loop, {})
+    local = _local.get(loop, {})
+    topics = tuple(consumer.window.presence if topics is None else topics)
     # Out of every local set first: a Redis error below must not keep the window here.
-    for topic in consumer.window.presence:
-        consumers = topics.get(topic)
+    for topic in topics:
+        consumers = local.get(topic)
         if consumers is not None:
             consumers.discard(consumer)
             if not consumers:
-                del topics[topic]
+                del local[topic]
     member = _member_of(consumer)
-    for topic in consumer.window.presence:
+    for topic in topics:
         try:
             if await store().remove(topic, member):
                 _announce(loop, topic, left=[member])

@@ -24,6 +24,7 @@ RATE_LIMITED = "rate_limited"
 UNKNOWN_RESOURCE = "unknown_resource"
 NOT_FOUND = "not_found"
 TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+TOO_MANY_TOPICS = "too_many_topics"
 
 
 class CloseCode:
