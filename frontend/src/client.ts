@@ -253,8 +253,10 @@ export class Client extends EventTarget {
   private readonly keyRenewBefore: number;
   /** The held key was refused as expired: ask the hook before the next connect. */
   private keyStale = false;
-  /** The key another socket took this window over with (4409): the hook must give another. */
-  private replacedKey: string | undefined;
+  /** The key this window started with (the page's, or the hook's): `refresh` frames replace `windowKey` only. */
+  private firstKey: string;
+  /** The keys of the window another socket took over (4409): the hook must give another. */
+  private replacedKeys: ReadonlySet<string> | undefined;
   /** Counts key requests: the answer of an abandoned one (timed out, closed) is ignored. */
   private keyRequest = 0;
   private keyTimer: ReturnType<typeof setTimeout> | undefined;
@@ -302,7 +304,7 @@ export class Client extends EventTarget {
     }
     this.url = options.url ?? "";
     this.fixedUrl = Boolean(options.url);
-    this.windowKey = options.windowKey ?? "";
+    this.windowKey = this.firstKey = options.windowKey ?? "";
     this.getWindowKey = options.getWindowKey;
     this.keyRenewBefore = options.keyRenewBefore ?? 60;
     this.backoff = new Backoff({ min: options.backoffMin, max: options.backoffMax, random: options.random });
@@ -479,9 +481,10 @@ export class Client extends EventTarget {
     if (request !== this.keyRequest || this.state === "closed") return;
     let url = this.url;
     let grant: WindowKeyGrant;
-    if (this.replacedKey !== undefined && toGrantOrNull(value)?.windowKey === this.replacedKey) {
-      // The hook hands out the key another socket took over: using it would take the window
-      // back from that socket, which would then do the same.
+    const key = toGrantOrNull(value)?.windowKey;
+    if (key !== undefined && this.replacedKeys?.has(key)) {
+      // The hook hands out a key of the window another socket took over: using it would take
+      // the window back from that socket, which would then do the same.
       this.keyRequest++;
       clearTimeout(this.keyTimer);
       this.shutdown(REPLACED_CLOSE_CODE, "getWindowKey() returned the key of the window another connection took over");
@@ -499,10 +502,10 @@ export class Client extends EventTarget {
     clearTimeout(this.keyTimer);
     this.keyTimer = undefined;
     this.url = url;
-    this.windowKey = grant.windowKey;
+    this.windowKey = this.firstKey = grant.windowKey;
     this.keyExpires = grant.expires;
     this.keyStale = false;
-    this.replacedKey = undefined;
+    this.replacedKeys = undefined;
     this.emit("refresh", { windowKey: this.windowKey, keyExpires: this.keyExpires, source: "getWindowKey" });
     // A listener may have closed the client.
     if ((this.state as State) !== "closed") this.openSocket();
@@ -569,7 +572,7 @@ export class Client extends EventTarget {
       this.keyStale = true; // the next attempt asks for a new key first
     } else if (code === REPLACED_CLOSE_CODE && this.getWindowKey) {
       this.keyStale = true;
-      this.replacedKey = this.windowKey;
+      this.replacedKeys = new Set([this.firstKey, this.windowKey]);
       this.emit("replaced", { code, reason, final: false });
     } else if (REFUSED_CLOSE_CODES.has(code) || code === REPLACED_CLOSE_CODE) {
       this.shutdown(code, reason);

@@ -342,6 +342,17 @@ describe("close reasons and a replaced window", () => {
     expect(client.windowId).toBe("w-new");
   });
 
+  it("4409 with a hook that hands back the page's first key after a refresh: closed too", async () => {
+    const hook = vi.fn(async () => "page-key");
+    const client = makeClient({ windowKey: "page-key", getWindowKey: hook });
+    FakeSocket.last.accept();
+    FakeSocket.last.receive({ type: "refresh", window_key: "refreshed", key_expires: now() + 3600 });
+    FakeSocket.last.serverClose(4409, "replaced by a newer connection of this window");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(client.state).toBe("closed");
+    expect(FakeSocket.instances).toHaveLength(1);
+  });
+
   it("4409 with a hook that hands back the same key: closed, so two tabs never take the window from each other in turn", async () => {
     const hook = vi.fn(async () => "duplicated");
     const client = makeClient({ windowKey: "duplicated", getWindowKey: hook });
