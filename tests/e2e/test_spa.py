@@ -4,7 +4,9 @@ The app (tests/e2e/spa/static) holds a DRF token, gets its window keys from the 
 with it (``connect({keyUrl, keyRequest})``), calls a signal, receives pushes to its user
 and live events of the notes API. An origin the server does not list in ALLOWED_ORIGINS
 gets nothing. A tab that outlives its key while the server is down reconnects through
-``getWindowKey`` and resumes: every push published meanwhile arrives, once.
+``getWindowKey`` and resumes: every push published meanwhile arrives, once; so does a page
+Django renders, through its config's ``key_url`` and the session. A tab whose key another
+tab took over (4409) goes on as a new window.
 
 The project is tests/e2e/spa (tests.settings, DRF tokens, a Redis layer of its own).
 """
@@ -282,3 +284,30 @@ def test_tabs_that_outlived_their_key_renew_it_and_resume(browser, make_project)
     assert {"code": 4410, "reason": "window key expired"} in after["B"]["disconnects"]
     context.close()
     session.close()
+
+
+def test_a_duplicated_tab_takes_the_window_and_the_first_goes_on_as_a_new_one(browser, make_project):
+    project = make_project()
+    context = browser.new_context()
+    first = context.new_page()
+    first.goto(project.app_url(project.origin))
+    wait_for(first, "window.spa.user === 'alice'")
+    # A copy of the first tab's key (a duplicated tab, a copied key) in a tab with no hook.
+    key = first.evaluate("window.spaClient.windowKey")
+    copy = context.new_page()
+    copy.goto(project.app_url(project.origin, key=key))
+    wait_for(copy, "window.spa.user === 'alice'")
+    # The server closed the older socket (4409); the first tab got a key for a new window.
+    wait_for(first, "window.spa.windows.length === 2 && window.spaClient.state === 'open'")
+    project.publish(1)
+    for page in (first, copy):
+        wait_for(page, "window.spa.pushes.length >= 1")
+    took_over, copied = spa_state(first), spa_state(copy)
+    assert took_over["replaced"] == [
+        {"code": 4409, "reason": "replaced by a newer connection of this window", "final": False}
+    ]
+    assert took_over["windows"][1] != took_over["windows"][0] == copied["windows"][0]
+    assert [r["source"] for r in took_over["refreshes"]] == ["getWindowKey", "getWindowKey"]
+    assert took_over["pushes"] == copied["pushes"] == [1]
+    assert copied["replaced"] == [] and copied["state"] == "open"
+    context.close()

@@ -16,6 +16,7 @@ const spa = (window.spa = {
   refreshes: [],
   keyErrors: [],
   refused: [],
+  replaced: [],
   resyncs: [],
 });
 
@@ -43,6 +44,7 @@ client.addEventListener("refresh", (e) => spa.refreshes.push({ source: e.detail.
 client.addEventListener("keyerror", (e) => spa.keyErrors.push(String(e.detail.error.message ?? e.detail.error)));
 client.addEventListener("refused", (e) => spa.refused.push({ code: e.detail.code, reason: e.detail.reason }));
 client.addEventListener("resync", (e) => spa.resyncs.push(e.detail.reason));
+client.addEventListener("replaced", (e) => spa.replaced.push({ ...e.detail }));
 
 client.on("spa.pushed", ({ n }) => {
   spa.pushes.push(n);
