@@ -3,18 +3,17 @@ the key view, a Redis layer (its history outlives a restart of daphne), the app'
 in ALLOWED_ORIGINS, and a page Django renders, for sessions.
 
 ``SPA_DB`` names the database file, ``SPA_REDIS_URL`` the Redis server, ``SPA_ORIGINS`` the
-allowed origins (the app's and the API's own, space-separated) and ``SPA_KEY_MAX_AGE`` the keys' lifetime in seconds (short,
-so a tab can outlive its key within a test).
+allowed origins (the app's and the API's own, space-separated) and ``SPA_KEY_MAX_AGE`` the
+keys' lifetime in seconds (short, so a tab can outlive its key within a test).
 """
 
 import os
 
 from tests.settings import *  # noqa: F403
 
-INSTALLED_APPS = [
-    *INSTALLED_APPS,  # noqa: F405
-    *(app for app in ("rest_framework.authtoken", "django.contrib.staticfiles") if app not in INSTALLED_APPS),  # noqa: F405
-]
+# tests.settings may list authtoken already; an app listed twice is an error.
+_EXTRA_APPS = ("rest_framework.authtoken", "django.contrib.staticfiles")
+INSTALLED_APPS = [*INSTALLED_APPS, *(app for app in _EXTRA_APPS if app not in INSTALLED_APPS)]  # noqa: F405
 # A page Django renders too (templates/page.html), for the key view's session path.
 TEMPLATES = [{**TEMPLATES[0], "DIRS": [os.path.join(os.path.dirname(__file__), "templates")]}]  # noqa: F405
 ROOT_URLCONF = "tests.e2e.spa.urls"
