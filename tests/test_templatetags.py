@@ -53,3 +53,16 @@ def test_key_cannot_break_out_of_the_script_element(request_):
         "{% floorchannels_script topics %}", request_, topics=["</script><script>alert(1)</script>"]
     )
     assert "</script><script>alert" not in html
+
+
+@pytest.mark.urls("tests.test_key_view")
+def test_with_the_key_view_included_the_page_can_renew_its_key(request_):
+    """key_url and the CSRF token the key view checks for session-authenticated requests."""
+    config = config_of(render("{% floorchannels_script %}", request_))
+    assert config["key_url"] == "/floorchannels/key/"
+    assert isinstance(config["csrf_token"], str) and len(config["csrf_token"]) >= 32
+
+
+def test_without_the_key_view_no_key_url_and_no_token(request_):
+    config = config_of(render("{% floorchannels_script %}", request_))
+    assert "key_url" not in config and "csrf_token" not in config

@@ -6,7 +6,8 @@ itself (the tag then reuses that window) or by passing them to the tag:
 ``{% floorchannels_script topics presence %}``).
 
 When the project includes ``floorchannels.urls``, the config also holds ``key_url``, the key
-view's URL, where the page can fetch a fresh key after its own has expired.
+view's URL, where the page can fetch a fresh key after its own has expired, and the CSRF
+token that request needs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.middleware.csrf import get_token
 from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, json_script
@@ -38,6 +40,9 @@ def _config(context: Any, topics: Any, presence: Any = None) -> dict[str, Any]:
     key_url = _key_url()
     if key_url is not None:
         config["key_url"] = key_url
+        # The key view checks CSRF for session-authenticated requests: a page renewing its
+        # key needs the token even when nothing else on it set the CSRF cookie.
+        config["csrf_token"] = get_token(request)
     return config
 
 
