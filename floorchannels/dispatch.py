@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 
-from . import messages, metrics, protocol
+from . import messages, metrics, protocol, queues
 from .conf import fc_settings
 from .history import alias, get_history, with_position
 from .layers import channel_layer, group_send
@@ -221,7 +221,13 @@ async def enqueue(
     eta: float | None = None,
     expires: float | None = None,
 ) -> None:
-    """Hand signal ``name`` to the worker of ``queue``, acting for ``window``."""
+    """Hand signal ``name`` to the workers of ``queue``, acting for ``window``.
+
+    On the Redis layers the call is kept in Redis (:mod:`floorchannels.queues`) and this
+    returns once it is: a browser is told ``queued: true`` only then. Anything that stops
+    it from being kept raises :class:`PublishError` and nothing was queued. With the
+    in-memory layer it goes to the queue's channel, served by the web process itself.
+    """
     message = messages.RUN.build(
         id=message_id,
         queue=queue,
@@ -232,6 +238,15 @@ async def enqueue(
         eta=eta,
         expires=expires,
     )
+    if queues.durable():
+        try:
+            await queues.push(queue, message)
+        except queues.QueueFull as exc:
+            raise PublishError(str(exc)) from None
+        except Exception as exc:
+            metrics.increment("publish_errors")
+            raise PublishError(f"Could not queue signal {name!r} on {queue!r}: {exc}") from exc
+        return
     try:
         await channel_layer().send(queue_channel(queue), message)
     except ChannelFull:

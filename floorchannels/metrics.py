@@ -13,7 +13,11 @@ Names (all counters unless said): ``connections``, ``disconnections``, ``connect
 ``queued_error``, ``resource_events_<action>``, ``slow_clients_closed``, ``requests_refused``,
 ``layer_messages_invalid``, ``hub_errors``, ``hub_start_failures``, ``task_crashes``,
 ``task_restarts``, ``history_evicted``, ``resource_events_dropped``, ``resync_<reason>``,
-``resource_dedup_evicted``, ``tracked_pks_overflow``, ``resource_events_unsendable``
+``resource_dedup_evicted``, ``tracked_pks_overflow``, ``resource_events_unsendable``;
+durable queues: ``queue_runs``, ``queue_failures``, ``queue_reruns``, ``queue_dead_lettered``,
+``queue_released``, ``queue_full``, ``queue_no_worker``, ``queue_errors``, and the gauges
+``queue_waiting_<queue>``, ``queue_delayed_<queue>``, ``queue_oldest_seconds_<queue>``,
+``queue_workers_<queue>`` (read from Redis by each worker, see floorchannels.queues)
 (docs/operations.md says what each means).
 """
 
@@ -23,21 +27,31 @@ from collections import Counter
 from typing import Any
 
 _counters: Counter[str] = Counter()
+#: Values read from somewhere else (Redis) and set whole: one per name, so as bounded as
+#: the names (a few per queue).
+_gauges: dict[str, float] = {}
 
 
 def increment(name: str, amount: int = 1) -> None:
     _counters[name] += amount
 
 
-def snapshot() -> dict[str, int]:
-    """A copy of every counter, plus the derived ``connections_open`` gauge."""
-    values = dict(_counters)
+def set_gauge(name: str, value: float) -> None:
+    """Set a gauge: a value that goes up and down (a queue's length), unlike a counter."""
+    _gauges[name] = value
+
+
+def snapshot() -> dict[str, Any]:
+    """A copy of every counter and gauge, plus the derived ``connections_open`` gauge."""
+    values: dict[str, Any] = dict(_counters)
+    values.update(_gauges)
     values["connections_open"] = values.get("connections", 0) - values.get("disconnections", 0)
     return values
 
 
 def reset() -> None:
     _counters.clear()
+    _gauges.clear()
 
 
 def _prometheus() -> Any:
@@ -61,6 +75,8 @@ class PrometheusCollector:
                 yield core.GaugeMetricFamily(
                     "floorchannels_connections_open", "Open websockets.", value=value
                 )
+            elif name in _gauges:
+                yield core.GaugeMetricFamily(f"floorchannels_{name}", f"floorchannels {name}.", value=value)
             else:
                 yield core.CounterMetricFamily(f"floorchannels_{name}", f"floorchannels {name}.", value=value)
 

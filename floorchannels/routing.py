@@ -16,7 +16,7 @@ from django.urls import path
 
 from .conf import fc_settings
 from .consumers import SignalConsumer
-from .worker import SignalWorker
+from .worker import SignalWorker, start_for_runworker
 
 
 class WorkerRouter:
@@ -37,3 +37,7 @@ websocket_urlpatterns = [
 ]
 
 worker_application = WorkerRouter()
+
+# `manage.py runworker floorchannels.<queue>` imports this module (through ASGI_APPLICATION)
+# before it starts: the durable queues it names are served from then on.
+start_for_runworker()

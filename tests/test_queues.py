@@ -1,0 +1,316 @@
+"""Durable queues on a real redis-server: each call kept until a worker ran it, once.
+
+The workers here are :class:`floorchannels.queues.QueueWorker` loops in the test's own event
+loop; tests/e2e/test_durable_queues.py runs them as ``manage.py runworker`` processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+
+import pytest
+import redis as sync_redis
+from django.test import override_settings
+
+from floorchannels import SERVER, acall, metrics, queues
+from floorchannels.dispatch import PublishError, enqueue
+from floorchannels.registry import registry, signal
+from floorchannels.windows import WindowInfo
+from floorchannels.worker import start_for_runworker
+from tests.conftest import await_until
+from tests.e2e.conftest import Redis, free_port
+
+QUEUE = "durable"
+
+#: (signal, n, QueuedCall) for every run, in order.
+runs: list = []
+gates: dict[str, asyncio.Event] = {}
+
+
+@signal("q.record", queue=QUEUE)
+def record(window, n: int = 0):
+    """Sync, like most slow work: the call id reaches it through the thread."""
+    runs.append(("record", n, queues.current_call()))
+
+
+@signal("q.hold", queue=QUEUE)
+async def hold(window, name: str):
+    runs.append(("hold", name, queues.current_call()))
+    await gates.setdefault(name, asyncio.Event()).wait()
+
+
+@signal("q.fail", queue=QUEUE)
+def fail(window):
+    runs.append(("fail", 0, queues.current_call()))
+    raise RuntimeError("the handler failed")
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    server = Redis()
+    yield server
+    server.stop()
+
+
+def settings_for(url: str, **options):
+    return override_settings(
+        CHANNEL_LAYERS={
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [url]},
+            }
+        },
+        FLOORCHANNELS={"QUEUE_VISIBILITY_TIMEOUT": 0.5, **options},
+    )
+
+
+@pytest.fixture
+def url(redis_server):
+    with sync_redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    runs.clear()
+    gates.clear()
+    queues._warned.clear()
+    with settings_for(redis_server.url):
+        yield redis_server.url
+
+
+@pytest.fixture
+def raw(url):
+    with sync_redis.Redis.from_url(url, decode_responses=True) as client:
+        yield client
+
+
+@asynccontextmanager
+async def worker():
+    """A worker on QUEUE for the block; stopped gracefully (1 s) at its end."""
+    instance = queues.QueueWorker(QUEUE)
+    task = asyncio.ensure_future(instance.run())
+    try:
+        yield instance
+    finally:
+        await instance.stop(1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_calls_wait_for_a_worker_and_each_runs_once(url):
+    """Nothing runs a call while no worker serves the queue; the worker that starts runs each
+    call once, with its id, and leaves the queue empty."""
+    ids = [await acall("q.record", SERVER, kwargs={"n": n}) for n in range(20)]
+    assert (await queues.stats(QUEUE))["waiting"] == 20
+    assert runs == []
+    async with worker():
+        await await_until(lambda: len(runs) >= 20, 20, "20 runs")
+        await await_until(lambda: metrics.snapshot().get("queue_runs", 0) >= 20, 10, "20 acknowledgements")
+    assert sorted(n for _, n, _ in runs) == list(range(20))
+    assert [call.id for _, _, call in runs] == ids  # in order, one at a time
+    assert {call.attempt for _, _, call in runs} == {1}
+    stats = await queues.stats(QUEUE)
+    assert (stats["waiting"], stats["running"], stats["delayed"], stats["dead"]) == (0, 0, 0, 0)
+
+
+async def test_two_workers_share_a_queue_without_running_a_call_twice(url):
+    for n in range(60):
+        await acall("q.record", SERVER, kwargs={"n": n})
+    async with worker() as one, worker() as two:
+        await await_until(lambda: len(runs) >= 60, 30, "60 runs")
+        assert one.consumer != two.consumer
+    assert sorted(n for _, n, _ in runs) == list(range(60))
+
+
+async def test_a_call_whose_worker_died_runs_again_on_another(url, raw):
+    """A worker takes a call and dies (never acknowledges, never renews its claim): after the
+    visibility timeout another worker runs it, as attempt 2."""
+    await acall("q.record", SERVER, kwargs={"n": 7})
+    raw.xgroup_create(queues.stream_key(QUEUE), queues.GROUP, id="0")
+    taken = raw.xreadgroup(queues.GROUP, "dead-worker", {queues.stream_key(QUEUE): ">"}, count=1)
+    assert taken, "the dead worker took the call"
+    started = time.monotonic()
+    async with worker():
+        await await_until(lambda: runs, 10, "the re-run")
+    assert time.monotonic() - started >= 0.3  # not before the visibility timeout (0.5 s from the take)
+    [(_, n, call)] = runs
+    assert (n, call.attempt) == (7, 2)
+    assert metrics.snapshot()["queue_reruns"] == 1
+    assert (await queues.stats(QUEUE))["running"] == 0
+
+
+async def test_a_running_call_keeps_its_claim_past_the_visibility_timeout(url, raw):
+    """A call that runs longer than the visibility timeout is not taken by another worker:
+    its worker renews the claim while it runs."""
+    with override_settings(FLOORCHANNELS={"QUEUE_VISIBILITY_TIMEOUT": 1.0}):
+        await acall("q.hold", SERVER, kwargs={"name": "long"})
+        async with worker() as first:
+            await await_until(lambda: runs, 10, "the call to start")
+            async with worker():
+                # Watch it for three visibility timeouts while another worker looks for
+                # stale calls: the claim stays fresh, with its first worker, delivered once.
+                until = time.monotonic() + 3.0
+                while time.monotonic() < until:
+                    [pending] = await asyncio.to_thread(
+                        raw.xpending_range, queues.stream_key(QUEUE), queues.GROUP, "-", "+", 10
+                    )
+                    assert pending["consumer"] == first.consumer
+                    assert pending["times_delivered"] == 1
+                    assert pending["time_since_delivered"] < 1000
+                    await asyncio.sleep(0.1)  # sampling interval, not a wait for an event
+                gates["long"].set()
+                await await_until(lambda: metrics.snapshot().get("queue_runs"), 10, "the call to finish")
+    assert len(runs) == 1
+    assert metrics.snapshot().get("queue_reruns", 0) == 0
+
+
+async def test_a_call_that_keeps_killing_its_worker_goes_to_the_dead_letters(url, raw, caplog):
+    await acall("q.record", SERVER, kwargs={"n": 1})
+    stream = queues.stream_key(QUEUE)
+    raw.xgroup_create(stream, queues.GROUP, id="0")
+    [[_, [(entry, _fields)]]] = raw.xreadgroup(queues.GROUP, "w1", {stream: ">"}, count=1)
+    for n in range(2, 4):  # delivered twice more, each time to a worker that dies
+        raw.xclaim(stream, queues.GROUP, f"w{n}", 0, [entry])
+    with override_settings(FLOORCHANNELS={"QUEUE_VISIBILITY_TIMEOUT": 0.2, "QUEUE_MAX_ATTEMPTS": 3}):
+        async with worker():
+            await await_until(lambda: metrics.snapshot().get("queue_dead_lettered"), 10, "the dead letter")
+    assert runs == []
+    [(_, dead)] = raw.xrange(f"{stream}:dead")
+    assert json.loads(dead["m"])["kwargs"] == {"n": 1}
+    assert dead["deliveries"] == "3" and dead["worker"] == "w3"
+    assert (await queues.stats(QUEUE))["dead"] == 1
+    assert any("dead letters" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+async def test_a_failing_handler_is_counted_and_not_run_again(url):
+    await acall("q.fail", SERVER)
+    await acall("q.record", SERVER, kwargs={"n": 2})
+    async with worker():
+        await await_until(lambda: len(runs) >= 2, 10, "both calls")
+        await await_until(lambda: metrics.snapshot().get("queue_runs", 0) >= 2, 10, "both acknowledged")
+    assert [name for name, _, _ in runs] == ["fail", "record"]
+    assert metrics.snapshot()["queue_failures"] == 1
+    assert (await queues.stats(QUEUE))["waiting"] == 0
+
+
+async def test_a_delayed_call_waits_in_redis_until_its_eta(url):
+    eta = time.time() + 1.0
+    await acall("q.record", SERVER, kwargs={"n": 3}, eta=eta)
+    stats = await queues.stats(QUEUE)
+    assert (stats["delayed"], stats["waiting"]) == (1, 0)
+    async with worker():
+        await await_until(lambda: runs, 10, "the delayed call")
+        ran_at = time.time()
+    assert ran_at >= eta
+    assert (await queues.stats(QUEUE))["delayed"] == 0
+
+
+async def test_an_expired_call_is_dropped_not_run(url):
+    await acall("q.record", SERVER, kwargs={"n": 4}, countdown=0.2, expires=0.01)
+    await acall("q.record", SERVER, kwargs={"n": 5}, countdown=0.3)
+    async with worker():
+        await await_until(lambda: runs, 10, "the call that had not expired")
+        await await_until(lambda: metrics.snapshot().get("expired"), 10, "the expired one to be counted")
+    assert [n for _, n, _ in runs] == [5]
+
+
+async def test_a_full_queue_refuses_calls_and_says_so(url):
+    with override_settings(FLOORCHANNELS={"QUEUE_MAX_LENGTH": 2}):
+        await acall("q.record", SERVER)
+        await acall("q.record", SERVER, countdown=60)  # delayed calls count too
+        with pytest.raises(PublishError, match="QUEUE_MAX_LENGTH"):
+            await acall("q.record", SERVER)
+    assert metrics.snapshot()["queue_full"] == 1
+    stats = await queues.stats(QUEUE)
+    assert (stats["waiting"], stats["delayed"]) == (1, 1)
+
+
+async def test_redis_down_means_publish_error_and_nothing_queued():
+    with settings_for(f"redis://127.0.0.1:{free_port()}/0"):
+        with pytest.raises(PublishError, match="Could not queue"):
+            await enqueue(QUEUE, "q.record", WindowInfo(window_id="w"), {}, "w:1")
+    assert metrics.snapshot()["publish_errors"] == 1
+
+
+async def test_a_call_queued_while_no_worker_runs_is_kept_with_a_warning(url, caplog):
+    await acall("q.record", SERVER)
+    await acall("q.record", SERVER)
+    warnings = [
+        r for r in caplog.records if r.name == "floorchannels.queues" and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 1 and "no worker" in warnings[0].getMessage()
+    assert metrics.snapshot()["queue_no_worker"] == 2
+    async with worker():
+        await await_until(lambda: metrics.snapshot().get(f"queue_workers_{QUEUE}") == 1, 10, "the gauge")
+        await await_until(lambda: len(runs) == 2, 10, "both calls")
+        caplog.clear()
+        await acall("q.record", SERVER)
+        await await_until(lambda: len(runs) == 3, 10, "the third call")
+    assert metrics.snapshot()["queue_no_worker"] == 2  # a worker was seen this time
+    assert not [
+        r for r in caplog.records if r.name == "floorchannels.queues" and r.levelno >= logging.WARNING
+    ]
+
+
+async def test_stats_and_gauges_show_what_waits(url):
+    for n in range(3):
+        await acall("q.record", SERVER, kwargs={"n": n})
+    await acall("q.record", SERVER, countdown=60)
+    stats = await queues.stats(QUEUE)
+    assert stats["waiting"] == 3 and stats["delayed"] == 1 and stats["workers"] == 0
+    assert 0 <= stats["oldest_seconds"] < 60
+    async with worker():
+        await await_until(lambda: len(runs) == 3, 10, "the three calls")
+        queues._publish_gauges(await queues.stats(QUEUE))
+        snapshot = metrics.snapshot()
+    assert snapshot[f"queue_waiting_{QUEUE}"] == 0
+    assert snapshot[f"queue_delayed_{QUEUE}"] == 1
+    assert snapshot[f"queue_workers_{QUEUE}"] == 1
+
+
+async def test_a_graceful_stop_finishes_the_running_call(url):
+    await acall("q.hold", SERVER, kwargs={"name": "short"})
+    await acall("q.record", SERVER, kwargs={"n": 9})
+    instance = queues.QueueWorker(QUEUE)
+    task = asyncio.ensure_future(instance.run())
+    await await_until(lambda: runs, 10, "the held call to start")
+    asyncio.get_running_loop().call_later(0.2, gates["short"].set)
+    await instance.stop(10)
+    task.cancel()
+    assert [name for name, _, _ in runs] == ["hold"]  # the next call was not taken
+    stats = await queues.stats(QUEUE)
+    assert (stats["waiting"], stats["running"]) == (1, 0)
+    assert metrics.snapshot().get("queue_released", 0) == 0
+
+
+async def test_a_call_still_running_after_the_grace_is_handed_to_another_worker_at_once(url):
+    with override_settings(FLOORCHANNELS={"QUEUE_VISIBILITY_TIMEOUT": 30}):
+        await acall("q.hold", SERVER, kwargs={"name": "stuck"})
+        instance = queues.QueueWorker(QUEUE)
+        task = asyncio.ensure_future(instance.run())
+        await await_until(lambda: runs, 10, "the call to start")
+        await instance.stop(0.1)
+        task.cancel()
+        assert metrics.snapshot()["queue_released"] == 1
+        # Not 30 s later: handed back as if its worker had died long ago.
+        async with worker():
+            await await_until(lambda: len(runs) == 2, 10, "the re-run")
+            gates["stuck"].set()
+    assert [call.attempt for _, _, call in runs] == [1, 2]
+
+
+def test_runworker_arguments_name_the_queues(url):
+    assert queues.queues_from_channels(
+        ["floorchannels.slow", "other", "floorchannels.", "floorchannels.a"]
+    ) == [
+        "slow",
+        "a",
+    ]
+    # Not a runworker process: nothing starts.
+    assert start_for_runworker(["manage.py", "migrate"]) is None
+
+
+async def test_the_in_memory_layer_keeps_queues_in_the_web_process():
+    assert not queues.durable() and queues.in_process()
+    assert QUEUE in registry.queues()
