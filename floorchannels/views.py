@@ -67,6 +67,9 @@ def _authenticate(request: HttpRequest) -> tuple[Any, Any, bool]:
     The DRF authentication classes come first (an invalid token is a 401, never an
     anonymous key); then the session Django's middleware read; else the user is anonymous.
     """
+    # Read before DRF runs: a DRF Request that authenticates no one sets the wrapped
+    # request's user to AnonymousUser.
+    session_user = getattr(request, "user", None)
     if apps.is_installed("rest_framework"):
         from rest_framework import exceptions
         from rest_framework.authentication import SessionAuthentication
@@ -74,7 +77,9 @@ def _authenticate(request: HttpRequest) -> tuple[Any, Any, bool]:
         from rest_framework.settings import api_settings
 
         authenticators = [cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
-        drf_request = Request(request, authenticators=authenticators)
+        # The parsers let SessionAuthentication's CSRF check read a form's token.
+        parsers = [cls() for cls in api_settings.DEFAULT_PARSER_CLASSES]
+        drf_request = Request(request, parsers=parsers, authenticators=authenticators)
         try:
             user = drf_request.user
         except exceptions.APIException as exc:
@@ -89,10 +94,10 @@ def _authenticate(request: HttpRequest) -> tuple[Any, Any, bool]:
         if user is not None and user.is_authenticated:
             by_session = isinstance(drf_request._authenticator, SessionAuthentication)
             return user, drf_request.auth, by_session
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
+    if session_user is not None and session_user.is_authenticated:
+        request.user = session_user
         _enforce_csrf(request)
-        return user, None, True
+        return session_user, None, True
     return AnonymousUser(), None, False
 
 
