@@ -47,7 +47,11 @@ class _Refused(Exception):
 
 
 class _CsrfCheck(CsrfViewMiddleware):
-    """Django's CSRF check, returning the reason of a failure instead of a response."""
+    """Django's CSRF check, returning the reason of a failure instead of a response.
+
+    ``_reject`` is private to Django (DRF's SessionAuthentication overrides it the same way);
+    tests/test_key_view.py's CSRF refusal fails if Django changes it.
+    """
 
     def _reject(self, request: HttpRequest, reason: str) -> Any:
         return reason
@@ -92,7 +96,7 @@ def _authenticate(request: HttpRequest) -> tuple[Any, Any, bool]:
                     status = 403  # as DRF answers without a challenge to offer
             raise _Refused(status, str(exc.detail), headers) from None
         if user is not None and user.is_authenticated:
-            by_session = isinstance(drf_request._authenticator, SessionAuthentication)
+            by_session = isinstance(drf_request.successful_authenticator, SessionAuthentication)
             return user, drf_request.auth, by_session
     if session_user is not None and session_user.is_authenticated:
         request.user = session_user

@@ -106,6 +106,20 @@ def test_session_post_without_csrf_token_is_refused(alice):
     assert "CSRF" in response.json()["detail"]
 
 
+def test_without_drf_the_csrf_refusal_gives_djangos_reason(alice):
+    """floorchannels.views._CsrfCheck overrides CsrfViewMiddleware._reject (private): if Django
+    renames it, the reason below becomes a response's repr and this fails."""
+    from django.middleware.csrf import REASON_NO_CSRF_COOKIE
+
+    from floorchannels.views import _enforce_csrf, _Refused
+
+    request = RequestFactory().post("/floorchannels/key/")
+    request.user = alice
+    with pytest.raises(_Refused) as refused:
+        _enforce_csrf(request)
+    assert refused.value.detail == f"CSRF Failed: {REASON_NO_CSRF_COOKIE}"
+
+
 def test_session_post_without_csrf_is_refused_without_drf_session_class(alice):
     """The project's DRF classes do not include SessionAuthentication: the session still
     authenticates the key view, with Django's CSRF check."""
