@@ -20,6 +20,8 @@ Every id, and what to do about it:
 - ``W006`` ASGI_APPLICATION has no ``"websocket"`` protocol.
 - ``W007`` ASGI_APPLICATION routes the consumer, but not at the path browsers connect to
   (``FLOORCHANNELS["URL"]``).
+- ``W008`` a queue of registered signals has had no worker for ``QUEUE_WORKER_TIMEOUT``
+  seconds (Redis layers): its calls wait in Redis. ``W009`` Redis could not be asked.
 
 The routing checks (W001, W006, W007) are warnings, not errors: ASGI_APPLICATION is what
 ``runserver`` and ``runworker`` serve, while a production server may be given another
@@ -404,3 +406,47 @@ def check_capacity(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+@register()
+def check_queue_workers(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Durable queues no worker serves: calls wait in Redis, and a browser is told ``queued``.
+
+    Asks Redis (one second at most) which queues had a worker within
+    ``QUEUE_WORKER_TIMEOUT``. Not in ``runworker`` itself, which is about to serve them.
+    """
+    from .queues import durable, redis_url, stream_key
+    from .registry import registry
+
+    queues = sorted(registry.queues())
+    if not queues or running_command() == "runworker" or not durable():
+        return []
+    try:
+        import redis
+    except ImportError:
+        return []  # E006 says so
+    timeout = float(fc_settings.QUEUE_WORKER_TIMEOUT)
+    try:
+        with redis.Redis.from_url(str(redis_url()), socket_timeout=1, socket_connect_timeout=1) as client:
+            now = client.time()[0]
+            idle = {
+                queue: client.xlen(stream_key(queue)) + client.zcard(f"{stream_key(queue)}:delayed")
+                for queue in queues
+                if not client.zcount(f"{stream_key(queue)}:workers", now - timeout, "+inf")
+            }
+    except redis.RedisError as exc:
+        return [
+            Warning(
+                f"Could not ask Redis whether the queues ({', '.join(queues)}) have workers: {exc}",
+                id="floorchannels.W009",
+            )
+        ]
+    return [
+        Warning(
+            f"No worker has served queue {queue!r} for {timeout:g} s (QUEUE_WORKER_TIMEOUT); "
+            f"{count} call(s) wait in Redis for one.",
+            hint=f"Start one: python manage.py runworker {fc_settings.QUEUE_PREFIX}{queue}",
+            id="floorchannels.W008",
+        )
+        for queue, count in idle.items()
+    ]

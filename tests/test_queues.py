@@ -314,3 +314,36 @@ def test_runworker_arguments_name_the_queues(url):
 async def test_the_in_memory_layer_keeps_queues_in_the_web_process():
     assert not queues.durable() and queues.in_process()
     assert QUEUE in registry.queues()
+
+
+def run_check():
+    from floorchannels.checks import check_queue_workers
+
+    return check_queue_workers()
+
+
+async def test_the_check_names_queues_no_worker_serves(url, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["manage.py", "check"])
+    await acall("q.record", SERVER)
+    problems = await asyncio.to_thread(run_check)
+    mine = [p for p in problems if f"queue {QUEUE!r}" in p.msg]
+    assert [p.id for p in mine] == ["floorchannels.W008"]
+    assert "1 call(s) wait" in mine[0].msg and f"runworker floorchannels.{QUEUE}" in mine[0].hint
+    async with worker():
+        await await_until(lambda: runs, 10, "the call")
+        problems = await asyncio.to_thread(run_check)
+    assert not [p for p in problems if f"queue {QUEUE!r}" in p.msg]
+    # runworker is about to serve the queues it names: no warning there.
+    monkeypatch.setattr("sys.argv", ["manage.py", "runworker", f"floorchannels.{QUEUE}"])
+    with override_settings(FLOORCHANNELS={"QUEUE_WORKER_TIMEOUT": 0}):
+        assert await asyncio.to_thread(run_check) == []
+
+
+def test_the_check_says_when_redis_cannot_be_asked(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["manage.py", "check"])
+    with settings_for(f"redis://127.0.0.1:{free_port()}/0"):
+        assert [p.id for p in run_check()] == ["floorchannels.W009"]
+
+
+def test_the_check_is_silent_with_the_in_memory_layer():
+    assert run_check() == []

@@ -62,8 +62,9 @@ def all_done(store, calls: int, timeout: float = 60) -> dict[int, int]:
     return done(store)
 
 
-async def test_calls_queued_while_no_worker_runs_each_run_once_when_one_starts(durable, store):
-    project = durable()
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
+async def test_calls_queued_while_no_worker_runs_each_run_once_when_one_starts(durable, store, layer):
+    project = durable(REDIS_LAYER=layer)
     server = project.daphne()
     browser = Browserless(server)
     # Four tabs, 25 calls each: within a window's burst allowance (RATE_LIMIT_BURST, 40).
@@ -80,8 +81,9 @@ async def test_calls_queued_while_no_worker_runs_each_run_once_when_one_starts(d
     assert sorted(entry["n"] for entry in started(store)) == list(range(100))
 
 
-def test_two_workers_share_200_calls_and_run_each_once(durable, store):
-    project = durable()
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
+def test_two_workers_share_200_calls_and_run_each_once(durable, store, layer):
+    project = durable(REDIS_LAYER=layer)
     one, two = project.runworker(WORKER), project.runworker(WORKER)
     workers_seen(store, 2)
     project.manage("durable_calls", "0", "200")
