@@ -347,3 +347,19 @@ def test_the_check_says_when_redis_cannot_be_asked(monkeypatch):
 
 def test_the_check_is_silent_with_the_in_memory_layer():
     assert run_check() == []
+
+
+def test_the_command_shows_each_queue(url):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    with sync_redis.Redis.from_url(url) as client:
+        client.xadd(queues.stream_key(QUEUE), {"m": "{}"})
+    out = StringIO()
+    call_command("floorchannels_queues", QUEUE, "--json", stdout=out)
+    row = json.loads(out.getvalue())
+    assert (row["queue"], row["waiting"], row["running"], row["workers"]) == (QUEUE, 1, 0, 0)
+    out = StringIO()
+    call_command("floorchannels_queues", QUEUE, stdout=out)
+    assert out.getvalue().startswith(f"{QUEUE}: 1 waiting, 0 running, 0 delayed, 0 dead; oldest ")

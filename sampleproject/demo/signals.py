@@ -46,7 +46,12 @@ def staff_only(window) -> str:
 
 @signal("demo.progress", is_allowed_to=everyone, queue="slow")
 def progress(window, steps: int = 10, delay: float = 0.3) -> None:
-    """A slow task on the 'slow' queue that reports its progress to the calling window."""
+    """A slow task on the 'slow' queue that reports its progress to the calling window.
+
+    With Redis (REDIS_URL set) the call waits in Redis until a worker runs it:
+    ``python manage.py runworker floorchannels.slow``. It runs at least once: if its worker
+    dies mid-task, another starts it over (floorchannels.queues.current_call().attempt > 1).
+    """
     steps = max(1, min(steps, 100))
     delay = max(0.0, min(delay, 2.0))
     for step in range(1, steps + 1):
