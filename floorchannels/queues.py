@@ -336,13 +336,12 @@ class QueueWorker:
                 await client.xgroup_delconsumer(self.stream, GROUP, consumer["name"])
 
     async def _move_due(self, client: Any) -> None:
+        """Move the delayed calls that are due into the stream (every turn of the loop, so at
+        least once per POLL: a call scheduled meanwhile may be due before the one known)."""
         now = time.time()
-        if self._next_due is not None and now < self._next_due:
-            return
         moved, next_due = await client.eval(_MOVE_DUE, 2, self.stream, self.delayed, repr(now), 100)
         self._next_due = float(next_due) if next_due else None
         if moved:
-            self._next_due = now  # more may be due
             logger.debug("Moved %d due call(s) into queue %s.", moved, self.queue)
 
     async def _claim_stale(self, client: Any) -> _Taken | None:

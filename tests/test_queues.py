@@ -206,6 +206,16 @@ async def test_a_delayed_call_waits_in_redis_until_its_eta(url):
     assert (await queues.stats(QUEUE))["delayed"] == 0
 
 
+async def test_a_call_due_before_the_one_a_worker_waits_for_runs_first(url):
+    await acall("q.record", SERVER, kwargs={"n": 60}, countdown=60)
+    async with worker():
+        await await_until(lambda: metrics.snapshot().get(f"queue_workers_{QUEUE}"), 10, "the worker")
+        await acall("q.record", SERVER, kwargs={"n": 1}, countdown=0.2)
+        await await_until(lambda: runs, 10, "the call due first")
+    assert [n for _, n, _ in runs] == [1]
+    assert (await queues.stats(QUEUE))["delayed"] == 1
+
+
 async def test_an_expired_call_is_dropped_not_run(url):
     await acall("q.record", SERVER, kwargs={"n": 4}, countdown=0.2, expires=0.01)
     await acall("q.record", SERVER, kwargs={"n": 5}, countdown=0.3)
