@@ -21,6 +21,12 @@
  * feeds them the socket's lifecycle: sent after each `welcome`, forgotten when
  * the socket drops, dropped for good on close.
  *
+ * Topics joined at runtime (`join()`, `leave()`) live in `topics.ts`: the welcome says
+ * which topics the window is in, requests made offline wait for it, and `topicOf(frame)`
+ * names the topic a signal came through. The server sends a key listing the window's
+ * topics after each change, so a reconnect is back in them; its `hello` also names them
+ * (`topics`) for a key that may not list them (a new one from `getWindowKey`).
+ *
  * Recovery (`recovery.ts`): the client remembers the last contiguous `seq` of
  * each group and the history epoch from `signal` frames, sends them as `resume`
  * in the `hello` of every reconnect, runs handlers once per message id, and turns
@@ -37,6 +43,8 @@ import type { ResyncDetail } from "./recovery.js";
 import { FloorchannelsError } from "./errors.js";
 import type { ErrorCode } from "./errors.js";
 import { Subscription, Subscriptions } from "./subscriptions.js";
+import { Topics } from "./topics.js";
+import type { JoinOptions, JoinedTopic, TopicEventDetail, TopicName } from "./topics.js";
 import type {
   EventFrame,
   ResourceEventHandler,
@@ -140,7 +148,7 @@ export interface SignalFrame {
   signal: string;
   kwargs: Record<string, any>;
   id?: string | number;
-  /** The group alias, when the group keeps history. */
+  /** The group alias, when the group keeps history (`client.topicOf(frame)` names a topic's). */
   g?: string;
   /** The message's position in that group's history (`"1732200000000-3"`). */
   seq?: string;
@@ -156,6 +164,8 @@ export interface WelcomeFrame {
   protocol: number;
   heartbeat?: number;
   key_expires?: number;
+  /** The topics the window is in, with the group alias `g` of their signals (when it has any). */
+  topics?: JoinedTopic[];
   [key: string]: unknown;
 }
 
@@ -185,6 +195,12 @@ export interface ClientEventDetails {
   error: { code: string; message: string };
   /** A subscription was renewed after a reconnect: refetch what may have changed meanwhile. */
   resubscribe: ResubscribeDetail;
+  /**
+   * The window joined or left a topic at runtime: by its own `join()`/`leave()`
+   * (`by: "client"`), because Python granted or revoked it (`"server"`), or because a
+   * reconnect did not get it back (`"refused"`: its permission now says no).
+   */
+  topic: TopicEventDetail;
   /** The server refused to renew a subscription after a reconnect: it is dropped. */
   subscriptionerror: SubscriptionErrorDetail;
   /** Messages to this window may be lost and cannot be replayed: refetch what the page shows. */
@@ -280,6 +296,16 @@ export class Client extends EventTarget {
   private readonly recovery = new Recovery();
   /** Whether a socket was ever welcomed: later sockets are reconnects, which resume. */
   private welcomedBefore = false;
+  private readonly topics = new Topics({
+    nextId: () => this.nextCallId++,
+    isOpen: () => this.state === "open" && this.ws !== null && this.ws.readyState === OPEN,
+    send: (frame) => this.send(frame),
+    // The group's position when the window entered it: a drop before its first message
+    // still resumes it from there (a frame without an id only moves the position).
+    entered: (g, e, seq) => void this.recovery.signal({ g, e, seq }),
+    left: (g) => this.recovery.resynced(g),
+    emitTopic: (detail) => this.emit("topic", detail),
+  });
   private readonly subscriptions = new Subscriptions({
     nextId: () => this.nextCallId++,
     isOpen: () => this.state === "open" && this.ws !== null && this.ws.readyState === OPEN,
@@ -407,6 +433,38 @@ export class Client extends EventTarget {
       return Promise.reject(new FloorchannelsError("closed", this.closedMessage));
     }
     return this.subscriptions.add(resource, options, handler as ResourceEventHandler);
+  }
+
+  /**
+   * Join `topic` without reconnecting. The server checks it against the project's declared
+   * topic patterns (`FLOORCHANNELS["TOPICS"]`) and their permission: a refusal rejects with
+   * code `forbidden` (or `too_many_topics`, `invalid_frame`). Resolves once the window is in
+   * the topic; it stays in it across reconnects. With `{presence: true}` the window is
+   * listed in the topic's presence. Made while offline, it is sent after the next welcome.
+   */
+  join(topic: string, options: JoinOptions = {}): Promise<JoinedTopic> {
+    if (this.state === "closed") return Promise.reject(new FloorchannelsError("closed", this.closedMessage, "join"));
+    return this.topics.join(topic, options);
+  }
+
+  /** Leave `topic` (joined, granted, or from the key): once resolved, nothing of it arrives. */
+  leave(topic: string): Promise<void> {
+    if (this.state === "closed") return Promise.reject(new FloorchannelsError("closed", this.closedMessage, "leave"));
+    return this.topics.leave(topic);
+  }
+
+  /**
+   * The topic a `signal` frame came through (a handler's second argument), or `undefined`
+   * when it came to the window, its user or everyone. String topics are themselves; others
+   * (`("room", 7)` in Python) their JSON form decoded (`["room", 7]`).
+   */
+  topicOf(frame: Pick<SignalFrame, "g"> | undefined): TopicName | undefined {
+    return this.topics.topicOf(frame?.g);
+  }
+
+  /** The topics the window is in now: granted by its key, joined, or granted since. */
+  get topicList(): JoinedTopic[] {
+    return this.topics.list();
   }
 
   /** The number of live subscriptions (confirmed or waiting). */
@@ -566,6 +624,7 @@ export class Client extends EventTarget {
   private socketClosed(code: number, reason: string): void {
     this.detach();
     this.subscriptions.disconnected();
+    this.topics.disconnected();
     this.failSent("disconnected", "floorchannels: the connection dropped before the reply came");
     if (this.state === "closed") return;
     if (code === EXPIRED_CLOSE_CODE && this.getWindowKey) {
@@ -632,6 +691,7 @@ export class Client extends EventTarget {
     const buffered = this.buffer.splice(0);
     for (const p of buffered) this.settle(p).reject(new FloorchannelsError("closed", message, p.signal));
     this.subscriptions.closeAll(message);
+    this.topics.closeAll(message);
     if (by === REPLACED_CLOSE_CODE) this.emit("replaced", { code: by, reason, final: true });
     else if (by !== "client") this.emit("refused", { code: by, reason });
   }
@@ -654,7 +714,7 @@ export class Client extends EventTarget {
         this.welcomed(frame as WelcomeFrame);
         break;
       case "reply":
-        if (!this.subscriptions.reply(frame)) this.replied(frame);
+        if (!this.subscriptions.reply(frame) && !this.topics.reply(frame)) this.replied(frame);
         break;
       case "event":
         if (frame.subscription !== undefined && typeof frame.action === "string") this.subscriptions.event(frame as EventFrame);
@@ -666,6 +726,9 @@ export class Client extends EventTarget {
         break;
       case "resync":
         this.resynced(frame);
+        break;
+      case "topic":
+        this.topics.topicFrame(frame);
         break;
       case "refresh":
         if (typeof frame.window_key === "string" && frame.window_key) {
@@ -697,6 +760,10 @@ export class Client extends EventTarget {
     this.backoff.reset();
     this.startHeartbeat(typeof frame.heartbeat === "number" && frame.heartbeat > 0 ? frame.heartbeat : this.defaultHeartbeat);
     this.setState("open");
+    // Which topics the window is in (a listener of welcome may ask topicOf()); joins and
+    // leaves made offline go out now.
+    this.topics.welcomed(frame.topics);
+    if (this.state !== "open") return; // a topic listener closed us
     this.emit("welcome", frame);
     // Subscriptions first (so a buffered call's changes are not missed), then the
     // calls made while offline, oldest first; unless a listener closed us.
@@ -709,6 +776,9 @@ export class Client extends EventTarget {
     const hello: Record<string, unknown> = { type: "hello", window_key: this.windowKey, protocol: PROTOCOL_VERSION };
     const resume = this.welcomedBefore ? this.recovery.resume() : undefined;
     if (resume) hello.resume = resume;
+    // Topics joined at runtime, for a key that may not list them (a new window's key).
+    const topics = this.topics.helloTopics();
+    if (topics) hello.topics = topics;
     this.send(hello);
   }
 

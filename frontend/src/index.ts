@@ -45,6 +45,7 @@ export type {
   SubscribeParams,
   SubscriptionErrorDetail,
 } from "./subscriptions.js";
+export type { JoinOptions, JoinedTopic, TopicEventDetail, TopicName } from "./topics.js";
 export { compareSeq, RECENT_IDS } from "./recovery.js";
 export type { ResumeState, ResyncDetail, ResyncReason } from "./recovery.js";
 export { liveList } from "./live.js";

@@ -1,7 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Client } from "../src/client";
 import { FloorchannelsError } from "../src/errors";
 import { Topics } from "../src/topics";
 import type { TopicEventDetail, TopicHost } from "../src/topics";
+import { FakeSocket } from "./fake-socket";
 
 /** A host standing in for the client: records what the topics send and report. */
 function makeHost(open = true) {
@@ -135,5 +137,105 @@ describe("Topics", () => {
     await expect(waiting).rejects.toMatchObject({ code: "closed" });
     await expect(topics.join("")).rejects.toMatchObject({ code: "invalid_frame" });
     await expect(topics.join(7 as unknown as string)).rejects.toMatchObject({ code: "invalid_frame" });
+  });
+});
+
+describe("Client.join / leave", () => {
+  const clients: Client[] = [];
+  beforeEach(() => {
+    FakeSocket.reset();
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    clients.splice(0).forEach((c) => c.close());
+    vi.useRealTimers();
+  });
+
+  function connected(): { client: Client; ws: FakeSocket; topicEvents: TopicEventDetail[] } {
+    const client = new Client({ url: "ws://example.test/ws/", windowKey: "key-1", WebSocket: FakeSocket, random: () => 0 });
+    clients.push(client);
+    const topicEvents: TopicEventDetail[] = [];
+    client.addEventListener("topic", (e) => topicEvents.push(e.detail));
+    const ws = FakeSocket.last;
+    ws.accept({ e: "ep", seqs: { bbbbbbbbbbbb: "3-0" } });
+    return { client, ws, topicEvents };
+  }
+
+  it("joins, names the topic of each signal, resumes it after a reconnect and asks for it in hello", async () => {
+    const { client, ws, topicEvents } = connected();
+    const seen: unknown[] = [];
+    client.on("room.message", (kwargs, frame) => void seen.push([client.topicOf(frame), kwargs.n]));
+    const joined = client.join("room.lobby");
+    const frame = ws.sentOfType("join")[0];
+    expect(frame).toEqual({ type: "join", id: frame.id, topic: "room.lobby" });
+    ws.receive({ type: "reply", id: frame.id, ok: true, result: { ...ROOM, e: "ep", seq: "5-0" } });
+    ws.receive({ type: "refresh", window_key: "key-2", key_expires: 2e9 });
+    await expect(joined).resolves.toEqual(ROOM);
+    expect(topicEvents).toEqual([{ ...ROOM, action: "joined", by: "client" }]);
+    ws.receive({ type: "signal", signal: "room.message", kwargs: { n: 1 }, id: "m1", g: ROOM.g, seq: "6-0", e: "ep" });
+    ws.receive({ type: "signal", signal: "room.message", kwargs: { n: 2 }, id: "m2", g: "bbbbbbbbbbbb", seq: "4-0", e: "ep" });
+    expect(seen).toEqual([["room.lobby", 1], [undefined, 2]]);
+    expect(client.topicList).toEqual([ROOM]);
+
+    ws.serverClose(1006);
+    vi.advanceTimersByTime(500);
+    const next = FakeSocket.last;
+    next.open();
+    const hello = next.sentOfType("hello")[0];
+    // The refreshed key (it lists the topic), the topic's position, and the topic itself.
+    expect(hello.window_key).toBe("key-2");
+    expect(hello.resume).toEqual({ e: "ep", seqs: { bbbbbbbbbbbb: "4-0", [ROOM.g]: "6-0" } });
+    expect(hello.topics).toEqual([{ topic: "room.lobby", presence: false }]);
+    next.welcome({ e: "ep", seqs: { bbbbbbbbbbbb: "4-0", [ROOM.g]: "6-0" }, topics: [ROOM] });
+    expect(client.topicOf({ g: ROOM.g })).toBe("room.lobby");
+    expect(topicEvents).toHaveLength(1); // still in it: nothing to report
+  });
+
+  it("a drop before the topic's first message resumes it from the join's position", async () => {
+    const { client, ws } = connected();
+    const joined = client.join("room.lobby");
+    ws.receive({ type: "reply", id: ws.sentOfType("join")[0].id, ok: true, result: { ...ROOM, e: "ep", seq: "5-0" } });
+    await joined;
+    ws.serverClose(1006);
+    vi.advanceTimersByTime(500);
+    FakeSocket.last.open();
+    expect(FakeSocket.last.sentOfType("hello")[0].resume.seqs[ROOM.g]).toBe("5-0");
+  });
+
+  it("leaves, forgets the topic's position, reports refusals and grants", async () => {
+    const { client, ws, topicEvents } = connected();
+    const refused = client.join("room.secret");
+    ws.receive({ type: "reply", id: ws.sentOfType("join")[0].id, ok: false, error: { code: "forbidden", message: "no" } });
+    await expect(refused).rejects.toMatchObject({ code: "forbidden", signal: "join" });
+
+    ws.receive({ type: "topic", action: "joined", ...ROOM, e: "ep", seq: "0-0" });
+    expect(topicEvents.at(-1)).toEqual({ ...ROOM, action: "joined", by: "server" });
+    const left = client.leave("room.lobby");
+    ws.receive({ type: "reply", id: ws.sentOfType("leave")[0].id, ok: true, result: ROOM });
+    await left;
+    expect(topicEvents.at(-1)).toEqual({ ...ROOM, action: "left", by: "client" });
+    ws.serverClose(1006);
+    vi.advanceTimersByTime(500);
+    FakeSocket.last.open();
+    const hello = FakeSocket.last.sentOfType("hello")[0];
+    expect(hello.resume.seqs[ROOM.g]).toBeUndefined();
+    expect(hello.topics).toBeUndefined();
+  });
+
+  it("a join made offline waits for the welcome; a closed client refuses at once", async () => {
+    const client = new Client({ url: "ws://example.test/ws/", windowKey: "key-1", WebSocket: FakeSocket, random: () => 0 });
+    clients.push(client);
+    const joined = client.join("room.lobby", { presence: true });
+    const ws = FakeSocket.last;
+    ws.open();
+    expect(ws.sentOfType("join")).toEqual([]);
+    ws.welcome();
+    const frame = ws.sentOfType("join")[0];
+    expect(frame.presence).toBe(true);
+    ws.receive({ type: "reply", id: frame.id, ok: true, result: { ...ROOM, presence: true } });
+    await expect(joined).resolves.toEqual({ ...ROOM, presence: true });
+    client.close();
+    await expect(client.join("room.other")).rejects.toMatchObject({ code: "closed" });
+    await expect(client.leave("room.lobby")).rejects.toMatchObject({ code: "closed" });
   });
 });
