@@ -283,6 +283,8 @@ class QueueWorker:
         self._beat_at = 0.0
         self._forget_at = 0.0
         self._next_due: float | None = None
+        #: Claims renewed on running calls (for tests and debugging).
+        self.renewals = 0
 
     @property
     def visibility_ms(self) -> int:
@@ -418,6 +420,7 @@ class QueueWorker:
             await asyncio.sleep(float(fc_settings.QUEUE_VISIBILITY_TIMEOUT) / 3)
             try:
                 await client.xclaim(self.stream, GROUP, self.consumer, 0, [entry], justid=True)
+                self.renewals += 1
             except asyncio.CancelledError:
                 raise
             except Exception:
