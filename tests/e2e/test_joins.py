@@ -176,13 +176,17 @@ class Site:
         with urllib.request.urlopen(f"{self.http}/publish/{topic}/{n}/", timeout=30) as response:
             assert response.read() == b"sent"
 
-    def publish_elsewhere(self, topic, numbers):
-        """Publish from another process (a worker, a command), while daphne may be down."""
-        code = (
-            "import django; django.setup(); from floorchannels import call; "
-            f"[call('room.message', {topic!r}, kwargs={{'n': n}}) for n in {list(numbers)!r}]"
-        )
+    def elsewhere(self, code):
+        """Run ``code`` in another process of the project (a worker, a command)."""
+        code = "import django; django.setup()\n" + code
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=self.env, check=True, timeout=120)
+
+    def publish_elsewhere(self, topic, numbers):
+        """Publish from another process, while daphne may be down."""
+        self.elsewhere(
+            "from floorchannels import call\n"
+            f"for n in {list(numbers)!r}: call('room.message', {topic!r}, kwargs={{'n': n}})"
+        )
 
 
 @pytest.fixture
@@ -259,4 +263,32 @@ def test_a_page_joins_receives_leaves_is_refused_and_comes_back_after_a_restart(
         ("left", "room.lobby", "client"),
         ("joined", "room.lobby", "client"),
     ]
+    context.close()
+
+
+def test_another_process_grants_and_revokes_a_topic_of_an_open_page(browser, site):
+    """grant_topic/revoke_topic from a process that does not hold the socket (a worker, a
+    command): the message goes through Redis to the window's group, in daphne."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(site.http + "/")
+    page.wait_for_function("document.getElementById('state').textContent === 'open'", timeout=30000)
+    window_id = page.evaluate("client.windowId")
+
+    # No pattern allows "vip" (Python is trusted), and it may be a composite topic.
+    site.elsewhere(f"from floorchannels.joins import grant_topic\ngrant_topic({window_id!r}, ('vip', 1))")
+    page.wait_for_function("window.topicEvents.length >= 1", timeout=30000)
+    [event] = page.evaluate("window.topicEvents")
+    assert (event["action"], event["topic"], event["by"]) == ("joined", ["vip", 1], "server")
+    site.publish_elsewhere(("vip", 1), [1])
+    wait_for_count(page, 1)
+    assert received(page) == [(["vip", 1], 1)]
+
+    site.elsewhere(f"from floorchannels.joins import revoke_topic\nrevoke_topic({window_id!r}, ('vip', 1))")
+    page.wait_for_function("window.topicEvents.length >= 2", timeout=30000)
+    assert page.evaluate("window.topicEvents[1].action") == "left"
+    site.publish_elsewhere(("vip", 1), [2])
+    site.publish("all", 3)
+    wait_for_count(page, 2)
+    assert received(page) == [(["vip", 1], 1), (None, 3)]
     context.close()
