@@ -263,7 +263,8 @@ async def enter(
             consumer.hub.leave(consumer, [group])
             consumer.remove_group(group)
         consumer.release_held()
-    if add_presence:
+    # A window closed meanwhile has had its presence taken down: not listed again.
+    if add_presence and not consumer.closed:
         try:
             await presence.join(consumer, [canonical])
         except Exception:  # the window is in the topic; only its presence entry is missing

@@ -4,6 +4,7 @@ Permissions come from ``FLOORCHANNELS["TOPICS"]``: ``"project.{name}"`` may be j
 the members of the project of that name (a database query, as a real permission would).
 """
 
+import asyncio
 import logging
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
 from floorchannels import acall, metrics, presence, window_key
-from floorchannels.history import alias
+from floorchannels.history import alias, get_history
 from floorchannels.joins import MAX_TOPIC_LENGTH, agrant_topic, arevoke_topic, compile_pattern, grant_topic
 from floorchannels.topics import group_for_topic
 from floorchannels.windows import load_key
@@ -357,3 +358,50 @@ def test_patterns():
     for bad in ("room.{name}.{name}", "room.{1x}", "room.{name"):
         with pytest.raises(ImproperlyConfigured):
             compile_pattern(bad)
+
+
+async def test_a_join_amid_a_stream_is_answered_first_then_every_later_message_follows(alice, monkeypatch):
+    """The reply gives the topic's position and comes before any of its signals; every
+    message published after that position reaches the window: no gap for the client's
+    recovery to chase."""
+    window = await window_of(alice)
+    await published("lobby.open", 0)  # the group has a history
+    # Reading the position takes a few loop turns, as a Redis round trip does: messages
+    # of the stream reach the hub meanwhile.
+    store = get_history()
+    read_positions = store.positions
+
+    async def slow_positions(groups):
+        for _ in range(50):
+            await asyncio.sleep(0)
+        return await read_positions(groups)
+
+    monkeypatch.setattr(store, "positions", slow_positions)
+
+    stop = asyncio.Event()
+
+    async def stream():
+        n = 0
+        while not stop.is_set():
+            n += 1
+            await published("lobby.open", n)
+            await asyncio.sleep(0)
+        return n
+
+    publisher = asyncio.ensure_future(stream())
+    window._ids += 1
+    await window.ws.send_json_to({"type": "join", "id": window._ids, "topic": "lobby.open"})
+    reply = await window.receive()
+    stop.set()
+    last = await publisher
+    assert reply["type"] == "reply" and reply["ok"], reply
+    position = int(reply["result"]["seq"].split("-")[0])
+    assert (await window.receive())["type"] == "refresh"
+    [frames] = await frames_before_marker(window)
+    seqs = [int(f["seq"].split("-")[0]) for f in frames]
+    # Everything after the position, once and in order; a message appended to the history
+    # just before the position was read but sent just after the join may come too (as at a
+    # welcome): the window is in the topic by then.
+    assert seqs == sorted(set(seqs)) and seqs[-1] == last + 1, (position, last, seqs)
+    assert set(range(position + 1, last + 2)) <= set(seqs), (position, last, seqs)
+    await window.close()
