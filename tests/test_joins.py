@@ -405,3 +405,52 @@ async def test_a_join_amid_a_stream_is_answered_first_then_every_later_message_f
     assert seqs == sorted(set(seqs)) and seqs[-1] == last + 1, (position, last, seqs)
     assert set(range(position + 1, last + 2)) <= set(seqs), (position, last, seqs)
     await window.close()
+
+
+async def test_grants_with_presence_and_past_the_limit(alice, settings, caplog):
+    settings.FLOORCHANNELS = {**settings.FLOORCHANNELS, "MAX_TOPICS": 1}
+    window = await window_of(alice)
+    await agrant_topic(window.welcome["window_id"], "stage", presence=True)
+    told = await window.receive()
+    assert (told["action"], told["topic"], told["presence"]) == ("joined", "stage", True)
+    await window.receive()  # its refresh
+    await await_until(lambda: presence.acount("stage"), what="the granted window to be listed")
+    with caplog.at_level(logging.WARNING, "floorchannels.joins"):
+        await agrant_topic(window.welcome["window_id"], "backstage")
+        await await_until(lambda: metrics.snapshot().get("grant_refused"), what="the refused grant")
+    assert "MAX_TOPICS" in caplog.text
+    await acall("room.message", "backstage", kwargs={"n": 1})
+    await nothing_before_marker(window)
+    await window.close()
+
+
+async def test_a_topic_message_of_another_shape_is_skipped_and_counted(alice):
+    from floorchannels import messages
+    from floorchannels.layers import channel_layer, group_send
+    from floorchannels.topics import window_group
+
+    window = await window_of(alice)
+    group = window_group(window.welcome["window_id"])
+    bad = messages.TOPIC.build(group=group, action="promote", topic='"x"')
+    await group_send(channel_layer(), group, bad)
+    await await_until(lambda: metrics.snapshot().get("layer_messages_invalid"), what="the skipped message")
+    await nothing_before_marker(window)  # the window goes on, in no new topic
+    await window.close()
+
+
+async def test_a_topic_of_the_key_is_joined_without_a_check_and_may_add_presence(alice):
+    window = await window_of(alice, topics=["project.zeus"])  # the view granted it
+    reply, _ = await request(window, "join", topic="project.zeus", presence=True)
+    assert reply["ok"] and reply["result"]["presence"] is True
+    await await_until(lambda: presence.acount("project.zeus"), what="the window to be listed")
+    await window.close()
+
+
+async def test_a_misdeclared_pattern_is_a_logged_server_error(alice, settings, caplog):
+    settings.FLOORCHANNELS = {**settings.FLOORCHANNELS, "TOPICS": {"room.{name}": "no.such.permission"}}
+    window = await window_of(alice)
+    with caplog.at_level(logging.ERROR, "floorchannels.joins"):
+        reply, _ = await request(window, "join", topic="room.lobby")
+    assert reply["error"]["code"] == "server_error"
+    assert "cannot be imported" in caplog.text
+    await window.close()
