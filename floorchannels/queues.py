@@ -226,7 +226,7 @@ async def stats(queue: str) -> dict[str, Any]:
     try:
         running = (await client.xpending(stream, GROUP))["pending"]
     except Exception as exc:  # no group yet: no worker ever started
-        if "NOGROUP" not in str(exc):
+        if not _stream_gone(exc):
             raise
         running = 0
     seen = await client.zcount(workers, now - float(fc_settings.QUEUE_WORKER_TIMEOUT), "+inf")
@@ -296,9 +296,22 @@ class QueueWorker:
         client = _client()
         await self._create_group(client)
         while not self.stopping:
-            await self._beat(client)
-            await self._move_due(client)
-            taken = await self._claim_stale(client) or await self._read(client)
+            try:
+                await self._beat(client)
+                await self._move_due(client)
+                taken = await self._claim_stale(client) or await self._read(client)
+            except Exception as exc:
+                if not _stream_gone(exc):
+                    raise
+                # The stream is gone: Redis restarted without persistence, or was flushed.
+                logger.warning(
+                    "Queue %s lost its stream in Redis (restarted without persistence?): calls "
+                    "queued before are gone. Serving the new ones.",
+                    self.queue,
+                )
+                metrics.increment("queue_errors")
+                await self._create_group(client)
+                continue
             if taken is not None and not self.stopping:
                 self.taken = taken
                 self.current = asyncio.ensure_future(self._execute(client, taken))
@@ -377,15 +390,9 @@ class QueueWorker:
         block = POLL
         if self._next_due is not None:
             block = min(POLL, max(0.01, self._next_due - time.time()))
-        try:
-            result = await client.xreadgroup(
-                GROUP, self.consumer, {self.stream: ">"}, count=1, block=max(1, int(block * 1000))
-            )
-        except Exception as exc:
-            if "NOGROUP" in str(exc):  # the stream was deleted (FLUSHDB): start again
-                await self._create_group(client)
-                return None
-            raise
+        result = await client.xreadgroup(
+            GROUP, self.consumer, {self.stream: ">"}, count=1, block=max(1, int(block * 1000))
+        )
         if not result:
             return None
         entry, fields = result[0][1][0]
@@ -506,9 +513,19 @@ class QueueWorker:
             except TimeoutError:
                 logger.warning("Queue worker %s did not leave its loop in time.", self.queue)
         await client.zrem(self.workers, self.consumer)
-        pending = await client.xpending_range(self.stream, GROUP, "-", "+", 1, consumername=self.consumer)
-        if not pending:
-            await client.xgroup_delconsumer(self.stream, GROUP, self.consumer)
+        try:
+            pending = await client.xpending_range(self.stream, GROUP, "-", "+", 1, consumername=self.consumer)
+            if not pending:
+                await client.xgroup_delconsumer(self.stream, GROUP, self.consumer)
+        except Exception as exc:
+            if not _stream_gone(exc):
+                raise
+
+
+def _stream_gone(exc: Exception) -> bool:
+    """Whether a Redis error says the queue's stream (and so its group) no longer exists."""
+    text = str(exc)
+    return text.startswith(("NOGROUP", "UNBLOCKED")) or "NOGROUP" in text
 
 
 def _decode(fields: dict[str, str] | None) -> dict[str, Any] | None:

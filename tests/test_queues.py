@@ -371,3 +371,16 @@ def test_the_command_shows_each_queue(url):
     out = StringIO()
     call_command("floorchannels_queues", QUEUE, stdout=out)
     assert out.getvalue().startswith(f"{QUEUE}: 1 waiting, 0 running, 0 delayed, 0 dead; oldest ")
+
+
+async def test_a_worker_goes_on_when_redis_loses_its_stream(url, raw, caplog):
+    """Redis restarted without persistence (here: flushed): the worker says what was lost and
+    serves the calls queued from then on."""
+    async with worker():
+        await acall("q.record", SERVER, kwargs={"n": 1})
+        await await_until(lambda: runs, 10, "the first call")
+        await asyncio.to_thread(raw.flushdb)
+        await acall("q.record", SERVER, kwargs={"n": 2})
+        await await_until(lambda: len(runs) == 2, 10, "the call queued after the flush")
+    assert [n for _, n, _ in runs] == [1, 2]
+    assert any("lost its stream" in r.getMessage() for r in caplog.records)
