@@ -38,6 +38,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, TYPES, fc_settings
@@ -125,6 +126,25 @@ def check_key_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     )
                 )
     return problems
+
+
+@register()
+def check_topic_patterns(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """A misdeclared TOPICS pattern would otherwise show only at the first join, as a
+    logged server_error."""
+    from .joins import topic_patterns
+
+    try:
+        topic_patterns()
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint='FLOORCHANNELS["TOPICS"] maps patterns ("room.{name}") to permission callables or their dotted paths.',
+                id="floorchannels.E012",
+            )
+        ]
+    return []
 
 
 @register()

@@ -312,3 +312,25 @@ def test_an_application_without_websockets_warns():
 
 django_only = get_asgi_application()
 static_only = ASGIStaticFilesHandler(get_asgi_application())
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [
+        {"room.{name}": "no.such.module.may_join"},
+        {"room.{name}": "floorchannels.conf.DEFAULTS"},
+        {"": "floorchannels.permissions.everyone"},
+    ],
+)
+def test_misdeclared_topic_patterns_are_reported(topics):
+    from floorchannels.checks import check_topic_patterns
+
+    with override_settings(FLOORCHANNELS={"TOPICS": topics}):
+        assert [e.id for e in check_topic_patterns()] == ["floorchannels.E012"]
+
+
+def test_declared_topic_patterns_pass():
+    from floorchannels.checks import check_topic_patterns
+
+    with override_settings(FLOORCHANNELS={"TOPICS": {"room.{name}": "floorchannels.permissions.everyone"}}):
+        assert check_topic_patterns() == []

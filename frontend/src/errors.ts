@@ -21,7 +21,9 @@ export type ServerErrorCode =
   /** `subscribe` with a `pk` this window's user cannot see. */
   | "not_found"
   /** The window already holds the server's maximum number of subscriptions. */
-  | "too_many_subscriptions";
+  | "too_many_subscriptions"
+  /** `join`: the window is already in `MAX_TOPICS` topics. */
+  | "too_many_topics";
 
 /** Codes the client produces without asking the server. */
 export type ClientErrorCode =
