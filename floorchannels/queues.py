@@ -154,6 +154,18 @@ local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 return {#due, nxt[2] or false}
 """
 
+#: KEYS: stream. ARGV: group, entry, consumer. Acknowledges and deletes the entry if this
+#: consumer still holds it: 1; 0 when another worker took it over (it finishes it); -1 when
+#: it is no longer pending.
+_DONE = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 then return -1 end
+if p[1][2] ~= ARGV[3] then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"""
+
 #: KEYS: workers. ARGV: consumer, forget after. Returns Redis time.
 _BEAT = """
 local now = tonumber(redis.call('TIME')[1])
@@ -260,6 +272,7 @@ class _Taken:
     entry: str
     message: dict[str, Any] | None  # None: not an fc.run this release can read
     attempt: int
+    fields: dict[str, str] | None
 
 
 class QueueWorker:
@@ -373,7 +386,10 @@ class QueueWorker:
             attempt = int(item["times_delivered"]) + 1
             message = _decode(fields)
             if attempt > int(fc_settings.QUEUE_MAX_ATTEMPTS):
-                await self._dead_letter(client, entry, fields, attempt - 1, item["consumer"])
+                reason = f"delivered {attempt - 1} times without finishing (QUEUE_MAX_ATTEMPTS)"
+                await self._dead_letter(
+                    client, _Taken(entry, message, attempt - 1, fields), reason, item["consumer"]
+                )
                 continue
             metrics.increment("queue_reruns")
             logger.warning(
@@ -383,7 +399,7 @@ class QueueWorker:
                 self.queue,
                 item["consumer"],
             )
-            return _Taken(entry, message, attempt)
+            return _Taken(entry, message, attempt, fields)
         return None
 
     async def _read(self, client: Any) -> _Taken | None:
@@ -396,7 +412,7 @@ class QueueWorker:
         if not result:
             return None
         entry, fields = result[0][1][0]
-        return _Taken(entry, _decode(fields), 1)
+        return _Taken(entry, _decode(fields), 1, fields)
 
     async def _execute(self, client: Any, taken: _Taken) -> None:
         from .registry import registry
@@ -404,10 +420,13 @@ class QueueWorker:
 
         message = taken.message
         if message is None:
-            await self._done(client, taken.entry)  # skipped: counted and logged by _decode
+            # Not a call this release can read (a newer release queued it?): kept, not lost.
+            await self._dead_letter(client, taken, "this release cannot read it")
             return
         if not [h for h in registry.get(message["signal"]) if h.queue == self.queue]:
-            await self._dead_letter(client, taken.entry, {"m": json.dumps(message)}, taken.attempt, None)
+            await self._dead_letter(
+                client, taken, "no handler of this signal is registered for this queue here"
+            )
             return
         token = _current.set(QueuedCall(message["id"], self.queue, taken.attempt, taken.entry))
         keeper = spawn(self._keep_claim(client, taken.entry), f"claim of {taken.entry} on {self.queue}")
@@ -437,41 +456,36 @@ class QueueWorker:
                 )
 
     async def _done(self, client: Any, entry: str) -> None:
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, GROUP, entry)
-            pipe.xdel(self.stream, entry)
-            acked, _deleted = await pipe.execute()
-        if not acked:
+        """Acknowledge and delete a finished call, unless another worker took it over (that
+        worker, running it again, finishes it)."""
+        if await client.eval(_DONE, 1, self.stream, GROUP, entry, self.consumer) != 1:
             logger.warning(
-                "Call %s of queue %s finished after another worker had taken it over: it may have "
-                "run twice (raise QUEUE_VISIBILITY_TIMEOUT if the worker was only slow).",
+                "Call %s of queue %s finished after another worker had taken it over: it ran "
+                "twice (raise QUEUE_VISIBILITY_TIMEOUT if this worker was only slow).",
                 entry,
                 self.queue,
             )
 
     async def _dead_letter(
-        self, client: Any, entry: str, fields: dict[str, str], deliveries: int, last_consumer: str | None
+        self, client: Any, taken: _Taken, reason: str, last_consumer: str | None = None
     ) -> None:
-        message = fields.get("m", "")
+        """Move a call to the queue's dead letters (kept, trimmed to ~DEAD_LETTERS), with why."""
+        entry = {
+            "m": (taken.fields or {}).get("m", ""),
+            "deliveries": taken.attempt,
+            "worker": last_consumer or self.consumer,
+            "from": taken.entry,
+            "reason": reason,
+        }
         async with client.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.dead,
-                {"m": message, "deliveries": deliveries, "worker": last_consumer or "", "from": entry},
-                maxlen=DEAD_LETTERS,
-                approximate=True,
-            )
-            pipe.xack(self.stream, GROUP, entry)
-            pipe.xdel(self.stream, entry)
+            pipe.xadd(self.dead, entry, maxlen=DEAD_LETTERS, approximate=True)
+            pipe.xack(self.stream, GROUP, taken.entry)
+            pipe.xdel(self.stream, taken.entry)
             await pipe.execute()
         metrics.increment("queue_dead_lettered")
-        reason = (
-            f"delivered {deliveries} times without finishing (QUEUE_MAX_ATTEMPTS)"
-            if last_consumer
-            else "no handler of this signal is registered for this queue here"
-        )
         logger.error(
             "Call %s moved to the dead letters of queue %s (%s): %s.",
-            entry,
+            taken.entry,
             self.queue,
             self.dead,
             reason,

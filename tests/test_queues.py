@@ -176,7 +176,7 @@ async def test_a_call_that_keeps_killing_its_worker_goes_to_the_dead_letters(url
     assert runs == []
     [(_, dead)] = raw.xrange(f"{stream}:dead")
     assert json.loads(dead["m"])["kwargs"] == {"n": 1}
-    assert dead["deliveries"] == "3" and dead["worker"] == "w3"
+    assert dead["deliveries"] == "3" and dead["worker"] == "w3" and "QUEUE_MAX_ATTEMPTS" in dead["reason"]
     assert (await queues.stats(QUEUE))["dead"] == 1
     assert any("dead letters" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
 
@@ -384,3 +384,42 @@ async def test_a_worker_goes_on_when_redis_loses_its_stream(url, raw, caplog):
         await await_until(lambda: len(runs) == 2, 10, "the call queued after the flush")
     assert [n for _, n, _ in runs] == [1, 2]
     assert any("lost its stream" in r.getMessage() for r in caplog.records)
+
+
+async def test_calls_this_worker_cannot_run_are_kept_in_the_dead_letters(url, raw):
+    """A call of a signal this worker has no handler for, or one it cannot read (queued by a
+    newer release during a rolling deploy), is kept with its reason, not dropped."""
+    stream = queues.stream_key(QUEUE)
+    unknown = {
+        "type": "fc.run",
+        "v": 1,
+        "id": "x:1",
+        "queue": QUEUE,
+        "signal": "q.nobody",
+        "kwargs": {},
+        "window": {},
+    }
+    raw.xadd(stream, {"m": json.dumps(unknown)})
+    raw.xadd(stream, {"m": json.dumps({**unknown, "v": 99})})
+    async with worker():
+        await await_until(lambda: metrics.snapshot().get("queue_dead_lettered") == 2, 10, "two dead letters")
+    dead = [fields for _, fields in raw.xrange(f"{stream}:dead")]
+    assert [json.loads(d["m"])["v"] for d in dead] == [1, 99]
+    assert "no handler" in dead[0]["reason"] and "cannot read" in dead[1]["reason"]
+    assert raw.xlen(stream) == 0
+
+
+async def test_a_worker_that_lost_its_call_to_another_leaves_it_to_that_one(url, raw, caplog):
+    """A worker too slow to renew its claim (its loop stalled) finds the call taken over when
+    it finishes: it leaves the acknowledgement to the worker running it again, and says so."""
+    await acall("q.hold", SERVER, kwargs={"name": "slow"})
+    stream = queues.stream_key(QUEUE)
+    async with worker():
+        await await_until(lambda: runs, 10, "the call to start")
+        [pending] = raw.xpending_range(stream, queues.GROUP, "-", "+", 1)
+        raw.xclaim(stream, queues.GROUP, "other-worker", 0, [pending["message_id"]])
+        gates["slow"].set()
+        await await_until(lambda: metrics.snapshot().get("queue_runs"), 10, "the run to end")
+    [still] = raw.xpending_range(stream, queues.GROUP, "-", "+", 1)
+    assert still["consumer"] == "other-worker" and raw.xlen(stream) == 1
+    assert any("ran twice" in r.getMessage() for r in caplog.records)
