@@ -264,6 +264,13 @@ class SignalConsumer:
         try:
             self.hub = await get_hub()
             shutdown.install(self.hub)
+            if shutdown.stopping(self.hub):
+                # SIGTERM closed the open sockets with 4503; one arriving in the grace period
+                # goes the same way (its client reconnects elsewhere), not into a dying process.
+                metrics.increment("refused_going_away")
+                self._held = None
+                await self.close(CloseCode.GOING_AWAY)
+                return False
             await self.hub.join(self, self._groups)
         except Exception:
             # The client retries on its backoff schedule; the hub probes the layer meanwhile.

@@ -40,6 +40,15 @@ from .topics import BROADCAST_GROUP
 logger = logging.getLogger("floorchannels.shutdown")
 
 _installed: set[int] = set()
+#: Hubs (by id) whose process got SIGTERM: new sockets are closed with 4503.
+_stopping: set[int] = set()
+
+
+def stopping(hub: Any) -> bool:
+    """True once this hub's process got SIGTERM (see install)."""
+    return id(hub) in _stopping
+
+
 #: What _loop_handler answers when the loop's handler table cannot be read.
 UNREADABLE: Any = object()
 
@@ -84,6 +93,7 @@ def _handler(hub: Any, loop: asyncio.AbstractEventLoop, chain: Callable[[], None
             chain_once()
             return
         state["closing"] = True
+        _stopping.add(id(hub))
         sockets = list(hub.groups.get(BROADCAST_GROUP, ()))
         logger.warning("SIGTERM: closing %d socket(s) as going away before stopping.", len(sockets))
         for socket in sockets:

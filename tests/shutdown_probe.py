@@ -2,7 +2,7 @@
 
 tests/test_shutdown.py runs ``python -m tests.shutdown_probe SCENARIO`` and reads what it
 prints, one event a line, flushed: ``closed 4503`` (a window was closed), ``server`` (the
-server's own handler ran), ``installed`` / ``ready`` and ``exit``. SIGTERM is sent by the
+server's own handler ran), ``installed`` / ``ready``, ``stopping True`` (new sockets are refused) and ``exit``. SIGTERM is sent by the
 process to itself once it printed ``ready``, so the test process is never at risk.
 
 Scenarios: ``signal`` (the server set a ``signal.signal`` handler), ``loop`` (it used
@@ -69,7 +69,8 @@ async def main() -> None:
         other = asyncio.new_event_loop()  # another loop holds SIGTERM: not ours to chain
         other.add_signal_handler(signal.SIGTERM, server_handler)
     before = signal.getsignal(signal.SIGTERM)
-    shutdown.install(Hub())
+    hub = Hub()
+    shutdown.install(hub)
     say(
         "installed",
         "unchanged" if signal.getsignal(signal.SIGTERM) == before and SCENARIO != "loop" else "ours",
@@ -95,6 +96,7 @@ async def main() -> None:
         say("exit")
         return
     await asyncio.wait_for(stopped.wait(), 10)
+    say("stopping", shutdown.stopping(hub))  # new sockets are now closed with 4503
     if SCENARIO == "loop":
         # The loop's handler is the server's again: a later SIGTERM goes straight to it.
         callback, args = shutdown._loop_handler(loop, signal.SIGTERM)

@@ -32,7 +32,7 @@ def run(scenario: str) -> tuple[list[str], int, str]:
 def test_windows_are_closed_then_the_servers_handler_runs(scenario):
     lines, code, errors = run(scenario)
     assert code == 0, errors
-    assert lines[:3] == ["installed ours", "closed 4503", "server"], (lines, errors)
+    assert lines[:4] == ["installed ours", "closed 4503", "server", "stopping True"], (lines, errors)
     if scenario == "loop":
         # The loop's handler was put back: a later SIGTERM goes straight to the server.
         assert "restored True ('loop-arg',)" in lines
@@ -55,13 +55,13 @@ def test_an_ignored_sigterm_stays_ignored():
 def test_nothing_is_installed_when_graceful_shutdown_is_off():
     lines, code, errors = run("off")
     assert code == 0, errors
-    assert lines == ["installed unchanged", "server", "exit"], (lines, errors)
+    assert lines == ["installed unchanged", "server", "stopping False", "exit"], (lines, errors)
 
 
 def test_a_second_sigterm_does_not_wait_for_the_grace_period():
     lines, code, errors = run("twice")  # SHUTDOWN_GRACE is 30 s there
     assert code == 0, errors
-    assert lines == ["installed ours", "closed 4503", "server", "exit"], (lines, errors)
+    assert lines == ["installed ours", "closed 4503", "server", "stopping True", "exit"], (lines, errors)
 
 
 def test_a_handler_held_by_another_loop_is_left_alone_with_a_warning():
@@ -86,3 +86,20 @@ async def test_the_loops_signal_table_is_readable():
     finally:
         loop.remove_signal_handler(signal.SIGUSR2)
     assert shutdown._loop_handler(object(), signal.SIGUSR2) is shutdown.UNREADABLE
+
+
+async def test_a_socket_arriving_after_sigterm_is_closed_going_away():
+    """Between SIGTERM and the server's own stop (the grace period), a new socket is sent
+    elsewhere with 4503 instead of being welcomed into a process about to exit."""
+    from floorchannels.hub import get_hub
+    from floorchannels.protocol import CloseCode
+    from tests.conftest import connect_raw, expect_close, make_key
+
+    hub = await get_hub()
+    shutdown._stopping.add(id(hub))
+    try:
+        communicator = await connect_raw()
+        await communicator.send_json_to({"type": "hello", "window_key": make_key(), "protocol": 1})
+        assert await expect_close(communicator) == CloseCode.GOING_AWAY
+    finally:
+        shutdown._stopping.discard(id(hub))
