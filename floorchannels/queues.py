@@ -256,6 +256,30 @@ async def stats(queue: str) -> dict[str, Any]:
     }
 
 
+#: KEYS: dead, stream. ARGV: most to move. Moves dead letters back, oldest first.
+_RETRY_DEAD = """
+local dead = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', tonumber(ARGV[1]))
+for _, item in ipairs(dead) do
+  local fields = item[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'm' then redis.call('XADD', KEYS[2], '*', 'm', fields[i + 1]) end
+  end
+  redis.call('XDEL', KEYS[1], item[1])
+end
+return #dead
+"""
+
+
+async def retry_dead(queue: str) -> int:
+    """Queue every dead letter of ``queue`` again (as new calls, first attempt); how many."""
+    _stream, _delayed, _workers, dead = _keys(queue)
+    moved = total = 1
+    while moved:
+        moved = await _client().eval(_RETRY_DEAD, 2, dead, stream_key(queue), 1000)
+        total += moved
+    return total - 1
+
+
 def _publish_gauges(values: dict[str, Any]) -> None:
     queue = values["queue"]
     metrics.set_gauge(f"queue_waiting_{queue}", values["waiting"] + values["running"])

@@ -11,9 +11,11 @@ import json
 import logging
 import time
 from contextlib import asynccontextmanager
+from io import StringIO
 
 import pytest
 import redis as sync_redis
+from django.core.management import call_command
 from django.test import override_settings
 
 from floorchannels import SERVER, acall, metrics, queues
@@ -358,10 +360,6 @@ def test_the_check_is_silent_with_the_in_memory_layer():
 
 
 def test_the_command_shows_each_queue(url):
-    from io import StringIO
-
-    from django.core.management import call_command
-
     with sync_redis.Redis.from_url(url) as client:
         client.xadd(queues.stream_key(QUEUE), {"m": "{}"})
     out = StringIO()
@@ -407,6 +405,16 @@ async def test_calls_this_worker_cannot_run_are_kept_in_the_dead_letters(url, ra
     assert [json.loads(d["m"])["v"] for d in dead] == [1, 99]
     assert "no handler" in dead[0]["reason"] and "cannot read" in dead[1]["reason"]
     assert raw.xlen(stream) == 0
+    # Once a handler exists (here: the call is fixed by hand), the command queues them again.
+    raw.xadd(f"{stream}:dead", {"m": json.dumps({**unknown, "signal": "q.record"}), "reason": "x"})
+    out = StringIO()
+    await asyncio.to_thread(call_command, "floorchannels_queues", QUEUE, "--retry-dead", stdout=out)
+    assert out.getvalue() == f"{QUEUE}: 3 dead letter(s) queued again\n"
+    assert raw.xlen(f"{stream}:dead") == 0 and raw.xlen(stream) == 3
+    async with worker():
+        await await_until(lambda: runs, 10, "the fixed call")
+        await await_until(lambda: metrics.snapshot().get("queue_dead_lettered") == 4, 10, "the others again")
+    assert [(name, call.id) for name, _, call in runs] == [("record", "x:1")]
 
 
 async def test_a_worker_that_lost_its_call_to_another_leaves_it_to_that_one(url, raw, caplog):
@@ -423,3 +431,14 @@ async def test_a_worker_that_lost_its_call_to_another_leaves_it_to_that_one(url,
     [still] = raw.xpending_range(stream, queues.GROUP, "-", "+", 1)
     assert still["consumer"] == "other-worker" and raw.xlen(stream) == 1
     assert any("ran twice" in r.getMessage() for r in caplog.records)
+
+
+def test_queue_gauges_are_prometheus_gauges():
+    queues._publish_gauges(
+        {"queue": QUEUE, "waiting": 2, "running": 1, "delayed": 4, "oldest_seconds": 1.5, "workers": 0}
+    )
+    families = {f.name: f for f in metrics.PrometheusCollector().collect()}
+    assert families[f"floorchannels_queue_waiting_{QUEUE}"].type == "gauge"
+    assert families[f"floorchannels_queue_waiting_{QUEUE}"].samples[0].value == 3
+    assert families[f"floorchannels_queue_oldest_seconds_{QUEUE}"].samples[0].value == 1.5
+    assert families["floorchannels_connections_open"].type == "gauge"

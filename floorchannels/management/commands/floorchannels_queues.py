@@ -21,6 +21,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("queue", nargs="*", help="queues to show (default: every registered queue)")
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
+        parser.add_argument(
+            "--retry-dead",
+            action="store_true",
+            help="queue the dead letters of the queues named again (once their cause is fixed)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not queues.durable():
@@ -29,6 +34,12 @@ class Command(BaseCommand):
                 "RUN_QUEUES_IN_PROCESS) the web process runs them as they come."
             )
         names = options["queue"] or sorted(registry.queues())
+        if options["retry_dead"]:
+            if not options["queue"]:
+                raise CommandError("Name the queues whose dead letters should run again.")
+            for name, count in asyncio.run(_retry(names)):
+                self.stdout.write(f"{name}: {count} dead letter(s) queued again")
+            return
         rows = asyncio.run(_stats(names))
         for row in rows:
             if options["json"]:
@@ -42,3 +53,7 @@ class Command(BaseCommand):
 
 async def _stats(names: list[str]) -> list[dict[str, Any]]:
     return [await queues.stats(name) for name in names]
+
+
+async def _retry(names: list[str]) -> list[tuple[str, int]]:
+    return [(name, await queues.retry_dead(name)) for name in names]
