@@ -13,6 +13,7 @@ request's body is never read for it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,9 +29,14 @@ from django.views.decorators.csrf import csrf_exempt
 from . import credentials, protocol
 from .conf import fc_settings
 from .origins import parse_origin
-from .windows import window_key
+from .windows import key_owner, window_key
 
 logger = logging.getLogger("floorchannels.views")
+
+#: The ``code`` of the key view's answer to a renewal whose signed-in user is gone.
+SESSION_ENDED = "session_ended"
+#: Largest request body read (it holds at most the previous key).
+_MAX_BODY = 16 * 1024
 
 #: Headers a cross-origin page may send to the key view (its preflight asks for them).
 _CORS_HEADERS = "authorization, content-type, x-csrftoken"
@@ -105,6 +111,21 @@ def _authenticate(request: HttpRequest) -> tuple[Any, Any, bool]:
     return AnonymousUser(), None, False
 
 
+def _previous_owner(request: HttpRequest) -> str | None:
+    """The user pk of the key the client is renewing (``{"previous_key": ...}`` in a JSON
+    body), or None: no previous key, an anonymous one, or one that is not ours.
+
+    Only ever used to refuse: an old key grants nothing here, so its age does not matter.
+    """
+    if request.content_type != "application/json" or not request.body or len(request.body) > _MAX_BODY:
+        return None
+    try:
+        previous = json.loads(request.body).get("previous_key")
+    except (ValueError, AttributeError):
+        return None
+    return key_owner(previous)
+
+
 def granted(request: HttpRequest) -> tuple[list[Any], list[Any]]:
     """``(topics, presence)`` the ``KEY_TOPICS`` hook grants to ``request``'s user."""
     path = fc_settings.KEY_TOPICS
@@ -154,10 +175,20 @@ def window_key_view(request: HttpRequest) -> HttpResponse:
         response = JsonResponse({"detail": "Use POST."}, status=405)
         response["Allow"] = "POST, OPTIONS"
         return _cors(request, response)
+    previous = _previous_owner(request)
     try:
         user, auth, by_session = _authenticate(request)
     except _Refused as refused:
         response = JsonResponse({"detail": refused.detail}, status=refused.status, headers=refused.headers)
+        return _cors(request, response)
+    if previous is not None and (not user.is_authenticated or str(user.pk) != previous):
+        # A tab renewing the key of a signed-in window whose session has ended (logged out,
+        # or another account now): a key for another user, or an anonymous one, would turn
+        # the page into someone else's without it knowing. It is told, and stops.
+        response = JsonResponse(
+            {"detail": "The session this window was opened with has ended.", "code": SESSION_ENDED},
+            status=403,
+        )
         return _cors(request, response)
     # The hook sees the user whatever authenticated them, as a view would.
     request.user = user

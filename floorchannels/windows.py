@@ -271,6 +271,19 @@ def check_size(window: WindowInfo, key: str) -> None:
         )
 
 
+def key_owner(key: Any) -> str | None:
+    """The user pk a key of ours was issued to, whatever its age; None for an anonymous key
+    or anything that is not a key of ours."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        return None
+    try:
+        payload = signing.loads(key, salt=SALT)
+    except (signing.BadSignature, ValueError):
+        return None
+    owner = payload.get("u") if isinstance(payload, dict) else None
+    return None if owner is None else str(owner)
+
+
 def load_key(key: Any) -> WindowInfo:
     """Check a key's signature and age; return the window it describes (user not yet checked)."""
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:

@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core import signing
 from django.middleware.csrf import get_token
 from django.test import Client, RequestFactory, override_settings
 from django.urls import include, path
@@ -344,3 +345,41 @@ async def test_another_users_session_is_told_why(alice):
         CloseCode.KEY_REFUSED,
         "key was issued to another user or the session has ended",
     )
+
+
+# Renewing: a signed-in window whose session has ended is told, not downgraded ---------------
+
+
+def renew(client: Client, previous_key: str):
+    return client.post(KEY_URL, {"previous_key": previous_key}, content_type="application/json")
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_renewing_a_signed_in_windows_key_in_the_same_session(alice):
+    client = signed_in(alice)
+    first = post(client).json()["window_key"]
+    response = renew(client, first)
+    assert response.status_code == 200
+    assert load_key(response.json()["window_key"]).user_pk == str(alice.pk)
+
+
+@pytest.mark.parametrize("now", ["logged out", "another account"])
+def test_renewing_after_the_session_ended_is_refused_session_ended(alice, now):
+    first = post(signed_in(alice)).json()["window_key"]
+    client = Client() if now == "logged out" else signed_in(User.objects.create_user("bob"))
+    response = renew(client, first)
+    assert response.status_code == 403
+    assert response.json()["code"] == "session_ended"
+
+
+def test_an_anonymous_or_foreign_previous_key_asks_nothing(alice):
+    anonymous = post().json()["window_key"]
+    assert renew(Client(), anonymous).status_code == 200
+    assert renew(Client(), "not-a-key").status_code == 200
+    forged = signing.dumps({"u": alice.pk}, salt="another salt")
+    assert load_key(renew(Client(), forged).json()["window_key"]).user_pk is None

@@ -63,6 +63,10 @@ export const EXPIRED_CLOSE_CODE = 4410;
 export const REPLACED_CLOSE_CODE = 4409;
 /** The server is shutting down on purpose: reconnect at once (within a short jitter). */
 export const GOING_AWAY_CLOSE_CODE = 4503;
+/** The key was refused for who the user is: final (also used when the key view says `session_ended`). */
+const KEY_REFUSED_CLOSE_CODE = 4403;
+/** The key view's `code` for a renewal whose signed-in user is gone. */
+export const SESSION_ENDED = "session_ended";
 
 export type State = "connecting" | "open" | "closed";
 
@@ -525,7 +529,7 @@ export class Client extends EventTarget {
     );
     let answer: Promise<unknown>;
     try {
-      answer = Promise.resolve(this.getWindowKey!());
+      answer = Promise.resolve(this.getWindowKey!({ previousKey: this.windowKey || undefined }));
     } catch (error) {
       answer = Promise.reject(error);
     }
@@ -575,6 +579,12 @@ export class Client extends EventTarget {
     this.keyRequest++;
     clearTimeout(this.keyTimer);
     this.keyTimer = undefined;
+    if (error instanceof WindowKeyError && error.serverCode === SESSION_ENDED) {
+      // The signed-in user this window was opened for is gone: no retry can change that,
+      // and a key for someone else (or no one) would turn the page into theirs.
+      this.shutdown(KEY_REFUSED_CLOSE_CODE, "the session this window was opened with has ended");
+      return;
+    }
     const delay = this.backoff.next();
     this.reconnectTimer = setTimeout(() => this.connectNext(), delay);
     console.warn(`floorchannels: no window key (asking again in ${delay} ms)`, error);

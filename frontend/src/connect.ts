@@ -86,8 +86,8 @@ export function connect(options: ConnectOptions = {}): Client {
 
 /** `hook`, its answers completed with `url` when they name no websocket URL. */
 function withDefaultUrl(hook: GetWindowKey, url: () => string): GetWindowKey {
-  return async () => {
-    const grant = toGrant(await hook());
+  return async (context) => {
+    const grant = toGrant(await hook(context));
     return grant.url ? grant : { ...grant, url: url() };
   };
 }

@@ -15,6 +15,7 @@ export {
   PROTOCOL_VERSION,
   REFUSED_CLOSE_CODES,
   REPLACED_CLOSE_CODE,
+  SESSION_ENDED,
   WINDOW_HEADER,
 } from "./client.js";
 export type {
@@ -31,7 +32,7 @@ export type {
   WelcomeFrame,
 } from "./client.js";
 export { keyFromUrl, WindowKeyError } from "./keys.js";
-export type { GetWindowKey, HeadersLike, KeyRequestOptions, WindowKeyGrant } from "./keys.js";
+export type { GetWindowKey, HeadersLike, KeyRequestOptions, WindowKeyContext, WindowKeyGrant } from "./keys.js";
 export { Subscription } from "./subscriptions.js";
 export type {
   EventFrame,

@@ -28,17 +28,35 @@ export interface WindowKeyGrant {
  * hook that does not settle within the client's `connectTimeout`) is retried on the
  * reconnect backoff and reported as a `keyerror` event.
  */
-export type GetWindowKey = () => Promise<string | WindowKeyGrant> | string | WindowKeyGrant;
+export type GetWindowKey = (
+  context?: WindowKeyContext,
+) => Promise<string | WindowKeyGrant> | string | WindowKeyGrant;
+
+/** What the client tells its `getWindowKey` hook. */
+export interface WindowKeyContext {
+  /**
+   * The key the client holds (expired, or about to), if any: the key view refuses to renew
+   * a signed-in window's key for anyone else (`session_ended`).
+   */
+  previousKey?: string;
+}
 
 /** The error a `keyFromUrl()` hook throws when the key view does not answer with a key. */
 export class WindowKeyError extends FloorchannelsError {
   /** The HTTP status of the key view's answer; `undefined` when no answer came (network, CORS). */
   readonly status: number | undefined;
+  /**
+   * The `code` of the key view's refusal, when it gave one: `"session_ended"` means the
+   * signed-in user this window was opened for is gone (logged out, another account), which
+   * no retry can change, so the client stops.
+   */
+  readonly serverCode: string | undefined;
 
-  constructor(message: string, status?: number) {
+  constructor(message: string, status?: number, serverCode?: string) {
     super("key_unavailable", message);
     this.name = "WindowKeyError";
     this.status = status;
+    this.serverCode = serverCode;
     Object.setPrototypeOf(this, new.target.prototype);
   }
 }
@@ -83,9 +101,9 @@ export interface KeyRequestOptions {
  * Any other answer rejects with a `WindowKeyError` carrying the HTTP status and the
  * server's `detail`.
  */
-export function keyFromUrl(url: string, options: KeyRequestOptions = {}): () => Promise<WindowKeyGrant> {
+export function keyFromUrl(url: string, options: KeyRequestOptions = {}): (context?: WindowKeyContext) => Promise<WindowKeyGrant> {
   const { credentials = "same-origin", csrfCookie = "csrftoken", csrfHeader = "X-CSRFToken" } = options;
-  return async () => {
+  return async (context?: WindowKeyContext) => {
     const doFetch = options.fetch ?? globalThis.fetch;
     if (typeof doFetch !== "function") throw new WindowKeyError("floorchannels: no fetch() to ask for a window key");
     const page = globalThis.location?.href;
@@ -97,9 +115,14 @@ export function keyFromUrl(url: string, options: KeyRequestOptions = {}): () => 
       const token = options.csrfToken || (csrfCookie ? readCookie(csrfCookie) : undefined);
       if (token) headers.set(csrfHeader, token);
     }
+    const init: RequestInit = { method: "POST", headers, credentials };
+    if (context?.previousKey) {
+      headers.set("Content-Type", "application/json");
+      init.body = JSON.stringify({ previous_key: context.previousKey });
+    }
     let response: Response;
     try {
-      response = await doFetch(target.href, { method: "POST", headers, credentials });
+      response = await doFetch(target.href, init);
     } catch (error) {
       // A network failure, or a CORS refusal (the browser hides which one).
       throw new WindowKeyError(`floorchannels: no answer from the key view ${target.href}: ${describe(error)}`);
@@ -115,6 +138,7 @@ export function keyFromUrl(url: string, options: KeyRequestOptions = {}): () => 
       throw new WindowKeyError(
         `floorchannels: the key view answered ${response.status}${detail ? `: ${detail}` : ""}`,
         response.status,
+        body && typeof body.code === "string" ? body.code : undefined,
       );
     }
     if (!body || typeof body.window_key !== "string" || !body.window_key) {

@@ -483,6 +483,8 @@ describe("connect() with a key URL", () => {
     FakeSocket.last.serverClose(4410, "window key expired");
     await vi.advanceTimersByTimeAsync(500);
     expect(requests.map((r) => [r.url, r.init.method])).toEqual([[`${location.origin}/floorchannels/key/`, "POST"]]);
+    // The page's key goes along: the key view renews it only for the same user.
+    expect(requests[0].init.body).toBe(JSON.stringify({ previous_key: "page-key" }));
     FakeSocket.last.open();
     expect(FakeSocket.last.sent[0].window_key).toBe("renewed");
     expect(FakeSocket.last.url).toBe(`ws://${location.host}/ws/floorchannels/`);
@@ -524,5 +526,53 @@ describe("connect() with a key URL", () => {
     clients.push(client);
     await vi.advanceTimersByTimeAsync(0);
     expect(FakeSocket.last.url).toBe(`ws://${location.host}/ws/floorchannels/`);
+  });
+});
+
+describe("renewing a signed-in window's key", () => {
+  it("keyFromUrl sends the key the client holds, so the key view can check it is the same user", async () => {
+    const { fetch, requests } = fakeFetch(() => jsonResponse({ window_key: "K2" }));
+    const hook = keyFromUrl("/floorchannels/key/", { fetch });
+    await hook({ previousKey: "K1" });
+    await hook();
+    expect(requests[0].init.body).toBe(JSON.stringify({ previous_key: "K1" }));
+    expect(requests[0].headers.get("content-type")).toBe("application/json");
+    expect(requests[1].init.body).toBeUndefined();
+  });
+
+  it("the client passes its key to the hook when it renews", async () => {
+    const keys = scriptedHook();
+    makeClient({ windowKey: "old", getWindowKey: keys.hook, backoffMin: 500 });
+    FakeSocket.last.open();
+    FakeSocket.last.serverClose(4410, "window key expired");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(keys.hook).toHaveBeenCalledWith({ previousKey: "old" });
+  });
+
+  it("stops for good when the key view says the session ended (no retry, a refused event)", async () => {
+    const keys = scriptedHook();
+    const client = makeClient({ windowKey: "old", getWindowKey: keys.hook, backoffMin: 500 });
+    const refused = events(client, "refused");
+    const keyerrors = events(client, "keyerror");
+    FakeSocket.last.open();
+    FakeSocket.last.serverClose(4410, "window key expired");
+    await vi.advanceTimersByTimeAsync(500);
+    const sockets = FakeSocket.instances.length;
+    await keys.fail(new WindowKeyError("floorchannels: the key view answered 403", 403, "session_ended"));
+    expect(client.state).toBe("closed");
+    expect(refused).toEqual([{ code: 4403, reason: "the session this window was opened with has ended" }]);
+    expect(keyerrors).toEqual([]);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(keys.hook).toHaveBeenCalledTimes(1);
+    expect(FakeSocket.instances).toHaveLength(sockets);
+  });
+
+  it("keyFromUrl carries the server's code on its error", async () => {
+    const { fetch } = fakeFetch(() =>
+      jsonResponse({ detail: "The session this window was opened with has ended.", code: "session_ended" }, 403),
+    );
+    const error = await keyFromUrl("/floorchannels/key/", { fetch })({ previousKey: "K" }).catch((e) => e);
+    expect(error.serverCode).toBe("session_ended");
+    expect(error.status).toBe(403);
   });
 });
