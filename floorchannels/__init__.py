@@ -3,6 +3,7 @@
 from . import browser
 from .dispatch import PublishError, UnsendableSignal, acall, call
 from .permissions import everyone, has_perm, is_authenticated, is_staff, is_superuser, server_side
+from .queues import QueuedCall, current_call
 from .registry import signal
 from .targets import BROADCAST, SERVER, USER, WINDOW
 from .windows import WindowInfo, WindowKeyTooLarge, window_key
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BROADCAST",
     "PublishError",
+    "QueuedCall",
     "SERVER",
     "USER",
     "UnsendableSignal",
@@ -21,6 +23,7 @@ __all__ = [
     "acall",
     "browser",
     "call",
+    "current_call",
     "everyone",
     "has_perm",
     "is_authenticated",

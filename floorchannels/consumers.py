@@ -22,7 +22,7 @@ from channels.sessions import InstanceSessionWrapper
 from . import joins, metrics, permissions, presence, protocol, sending, shutdown
 from .arguments import InvalidArguments
 from .conf import fc_settings
-from .dispatch import enqueue
+from .dispatch import PublishError, enqueue
 from .history import alias, get_history, parse_seq, with_position
 from .hub import Hub, get_hub
 from .limits import TokenBucket
@@ -539,6 +539,10 @@ class SignalConsumer:
             return allowed  # the refusal
         try:
             results, queued = await self._run_handlers(call_id, name, allowed, kwargs)
+        except PublishError as exc:
+            # The queue is full or Redis is down: already counted; one line, not a traceback.
+            logger.warning("Signal %s could not be queued (window %s): %s", name, self.window_id, exc)
+            return protocol.reply_error(call_id, protocol.SERVER_ERROR, "The signal could not be queued.")
         except Exception:
             logger.exception(
                 "Signal %s failed (window %s).", name, self.window_id, extra={"window_id": self.window_id}

@@ -294,6 +294,25 @@ async def test_invalid_arguments(kwargs, message):
     await window.close()
 
 
+async def test_a_call_that_cannot_be_queued_is_a_server_error_with_one_warning(monkeypatch, caplog):
+    """A full queue or Redis down (PublishError from enqueue): the browser is told, the log
+    gets one line, not a traceback per call."""
+    from floorchannels import consumers
+    from floorchannels.dispatch import PublishError
+
+    async def full(*args, **kwargs):
+        raise PublishError("Queue 'tests' holds QUEUE_MAX_LENGTH calls")
+
+    monkeypatch.setattr(consumers, "enqueue", full)
+    window = await open_window(make_key())
+    reply = await window.call("t.queued")
+    assert reply["error"] == {"code": "server_error", "message": "The signal could not be queued."}
+    [record] = [r for r in caplog.records if "could not be queued" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "QUEUE_MAX_LENGTH" in record.getMessage()
+    await window.close()
+
+
 async def test_handler_error_is_logged_never_sent(caplog):
     window = await open_window(make_key())
     reply = await window.call("t.boom")

@@ -64,6 +64,7 @@
     unknown_resource: "There is no live list by that name.",
     not_found: "That item does not exist, or you may not see it.",
     too_many_subscriptions: "This window already follows as many live lists as the server allows.",
+    too_many_topics: "This window is already in as many topics as the server allows.",
     buffer_full: "You are offline and too many actions are waiting. Try again once reconnected.",
     closed: "This page's connection is closed. Reload the page.",
     disconnected: "The connection dropped before the answer came: the action may or may not have happened.",
