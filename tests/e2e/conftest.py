@@ -41,6 +41,11 @@ def alive(process: subprocess.Popen) -> None:
         raise RuntimeError(f"{process.args} exited with {process.returncode}")
 
 
+def daphne_command(app: str, port: int) -> list[str]:
+    """The command line serving ``app`` (an ASGI path) under daphne on a loopback port."""
+    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+
+
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
     def accepts() -> bool:
         alive(process)
@@ -137,16 +142,7 @@ class Project:
 
     def daphne(self, port: int | None = None) -> Server:
         port = port or free_port()
-        process = self.spawn(
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "sampleproject.asgi:application",
-        )
+        process = self.spawn(*daphne_command("sampleproject.asgi:application", port))
         wait_for_port(port, process)
         return Server(port, process)
 

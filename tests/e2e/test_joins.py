@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import ROOT, free_port, stop, wait_for_port
+from tests.e2e.conftest import ROOT, daphne_command, free_port, stop, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
@@ -153,16 +153,7 @@ class Site:
         self.process = None
 
     def start(self):
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "joinsite.asgi:application",
-        ]
+        command = daphne_command("joinsite.asgi:application", self.port)
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env)
         wait_for_port(self.port, self.process)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ROOT, free_port, stop, wait_for_port
+from tests.e2e.conftest import ROOT, daphne_command, free_port, stop, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
@@ -50,18 +50,7 @@ class LiveData:
         self.port = free_port()
         self.http = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "tests.e2e.livedata.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
+            daphne_command("tests.e2e.livedata.asgi:application", self.port), cwd=ROOT, env=self.env
         )
         wait_for_port(self.port, self.process)
 

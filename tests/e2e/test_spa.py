@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from tests.e2e.conftest import ROOT, Redis, free_port, stop, wait_for_port
+from tests.e2e.conftest import ROOT, Redis, daphne_command, free_port, stop, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +92,7 @@ class SpaProject:
 
     def start(self) -> None:
         self.daphne = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), APP],
+            daphne_command(APP, self.port),
             cwd=ROOT,
             env=self.env,
         )
