@@ -8,6 +8,11 @@ measured. Frames are parsed when the harness asks for results.
 Driven by the harness over stdin/stdout, one JSON object per line:
 ``{"cmd": "connect", "n": 100}``, ``{"cmd": "reset"}``, ``{"cmd": "collect", "seqs": [...],
 "quiet": 2.0, "timeout": 60}``, ``{"cmd": "exit"}``. Each command is answered by one line.
+
+``--socketio`` speaks the Socket.IO 4 protocol (Engine.IO v4) over the plain websocket
+transport, for the Socket.IO peers: the server opens with ``0{...}``, the client connects
+to the default namespace with ``40`` and is ready on the server's ``40{...}``; events
+arrive as ``42["m", {...}]``; the server pings with ``2`` and the client answers ``3``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,13 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
     else:
         header = bytes([0x80 | opcode, 0x80 | 127]) + length.to_bytes(8, "big")
     return header + b"\0\0\0\0" + payload
+
+
+def sio_event(payload: bytes) -> dict | None:
+    """The data of a Socket.IO event packet (``42["m", data]``), or None for other packets."""
+    if payload[:2] != b"42":
+        return None
+    return json.loads(payload[2:])[1]
 
 
 class Socket(asyncio.Protocol):
@@ -71,7 +83,9 @@ class Socket(asyncio.Protocol):
                 return
             self.upgraded = True
             buffer = buffer[end + 4 :]
-            if self.hello is None:
+            if self.client.socketio:
+                pass  # the server speaks first (Engine.IO open)
+            elif self.hello is None:
                 self.ready.set_result(None)
             else:
                 self.transport.write(client_frame(1, self.hello))
@@ -95,7 +109,9 @@ class Socket(asyncio.Protocol):
                 break
             payload = buffer[start:end]
             position = end
-            if opcode == 1:
+            if opcode == 1 and self.client.socketio:
+                self.socketio_packet(now, payload)
+            elif opcode == 1:
                 if self.ready.done():
                     self.received.append((now, payload))
                 else:
@@ -107,10 +123,21 @@ class Socket(asyncio.Protocol):
         self.buffer = buffer[position:]
         self.client.last_receive = now
 
+    def socketio_packet(self, now: float, payload: bytes) -> None:
+        if payload[:2] == b"42" and self.ready.done():
+            self.received.append((now, payload))
+        elif payload[:1] == b"2":  # Engine.IO ping
+            self.transport.write(client_frame(1, b"3"))
+        elif payload[:1] == b"0":  # Engine.IO open: connect to the default namespace
+            self.transport.write(client_frame(1, b"40"))
+        elif payload[:2] == b"40" and not self.ready.done():
+            self.ready.set_result(payload)
+
 
 class Client:
-    def __init__(self, host: str, port: int, path: str, keys: bool) -> None:
+    def __init__(self, host: str, port: int, path: str, keys: bool, socketio: bool = False) -> None:
         self.host, self.port = host, port
+        self.socketio = socketio
         self.handshake = HANDSHAKE.format(path=path, host=host, port=port).encode()
         self.keys = keys
         self.sockets: list[Socket] = []
@@ -180,13 +207,18 @@ class Client:
         wanted_set = set(seqs)
         latencies: list[float] = []
         by_seq: dict[int, list[float]] = {}
-        lost = duplicated = deliveries = 0
+        lost = duplicated = deliveries = size = 0
         first = last = None
         for socket in self.sockets:
             seen: set[int] = set()
             for received_at, payload in socket.received:
-                message = json.loads(payload)
-                kwargs = message.get("kwargs", message)
+                if self.socketio:
+                    kwargs = sio_event(payload)
+                    if kwargs is None:
+                        continue
+                else:
+                    message = json.loads(payload)
+                    kwargs = message.get("kwargs", message)
                 seq = kwargs.get("s")
                 if seq not in wanted_set:
                     continue
@@ -195,6 +227,7 @@ class Client:
                     continue
                 seen.add(seq)
                 deliveries += 1
+                size += len(payload)
                 latency = round((received_at - kwargs["t"]) * 1000, 3)
                 latencies.append(latency)
                 by_seq.setdefault(seq, []).append(latency)
@@ -203,6 +236,7 @@ class Client:
             lost += wanted - len(seen)
         return {
             "deliveries": deliveries,
+            "bytes": size,  # websocket payload bytes of the deliveries (frame headers excluded)
             "lost": lost,
             "duplicated": duplicated,
             "first": first,
@@ -221,10 +255,11 @@ async def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", required=True)
     parser.add_argument("--keys", action="store_true", help="say hello with a window key")
+    parser.add_argument("--socketio", action="store_true", help="speak Socket.IO 4 (Engine.IO v4)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    client = Client(args.host, args.port, args.path, args.keys)
+    client = Client(args.host, args.port, args.path, args.keys, args.socketio)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

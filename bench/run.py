@@ -1,4 +1,4 @@
-"""The benchmark harness: floorchannels, raw Channels and the bare "limit" app, in one run.
+"""The benchmark harness: floorchannels, raw Channels, the bare "limit" app and peers, in one run.
 
 For each system it starts its own server process (daphne or uvicorn, one process), opens N
 websocket clients from separate light client processes (:mod:`bench.client`), then:
@@ -15,7 +15,13 @@ reached from another process, so then this process POSTs the messages to the ser
 which publishes them (the burst in one request, paced messages one request each); the limit
 app gets its messages as frames on a publisher websocket.
 
-The last line printed is one JSON object (``make bench``). ``--full`` sweeps client counts
+The peers are what a team would pick instead: Node.js Socket.IO 4.8 (bench/node/server.js,
+installed there with ``npm ci``) and python-socketio under uvicorn (bench/pysocketio.py). The
+clients speak Socket.IO to them over the plain websocket transport, and the harness publishes
+by emitting ``publish`` on a socket of its own, which the server broadcasts to the room.
+
+The last line printed is one JSON object (``make bench``), with ``vs_socketio`` and
+``vs_pysocketio``: floorchannels' figures divided by the peer's, under each server. ``--full`` sweeps client counts
 and writes docs/benchmarks.md and its chart (see bench/report.py).
 """
 
@@ -30,6 +36,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -41,8 +48,28 @@ APPS = {
     "fc": "bench.asgi:fc_application",
     "raw": "bench.asgi:raw_application",
     "limit": "bench.limit:application",
+    "pysocketio": "bench.pysocketio:application",
 }
-PATHS = {"fc": "/ws/floorchannels/", "raw": "/ws/raw/", "limit": "/ws/"}
+SOCKETIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+PATHS = {
+    "fc": "/ws/floorchannels/",
+    "raw": "/ws/raw/",
+    "limit": "/ws/",
+    "socketio": SOCKETIO_PATH,
+    "pysocketio": SOCKETIO_PATH,
+}
+PEERS = {"socketio": "node", "pysocketio": "uvicorn"}  # the peer systems and their one server
+NODE_DIR = ROOT / "bench" / "node"
+# The columns compared with the peers: (figure, True when higher is better).
+COLUMNS = {
+    "deliveries_per_s": True,
+    "p50_ms_paced": False,
+    "p99_ms_paced": False,
+    "p99_ms_paced10": False,
+    "rss_per_conn_kib": False,
+    "connects_per_s": True,
+    "bytes_per_frame": False,
+}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -141,10 +168,14 @@ class ClientProcess:
         self.process = process
 
     @classmethod
-    async def start(cls, port: int, path: str, keys: bool, env: dict) -> ClientProcess:
+    async def start(
+        cls, port: int, path: str, keys: bool, env: dict, socketio: bool = False
+    ) -> ClientProcess:
         args = [sys.executable, "-m", "bench.client", "--port", str(port), "--path", path]
+        args += ["--keys"] if keys else []
+        args += ["--socketio"] if socketio else []
         process = await asyncio.create_subprocess_exec(
-            *args, *(["--keys"] if keys else []), stdin=asyncio.subprocess.PIPE,
+            *args, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=env, limit=2**26,
         )  # fmt: skip
         client = cls(process)
@@ -234,6 +265,57 @@ class WebsocketPublisher:
             self.writer.close()
 
 
+class SocketIOPublisher(WebsocketPublisher):
+    """A Socket.IO socket of the harness's own that emits ``publish`` (the server broadcasts it).
+
+    Engine.IO v4 over the websocket transport: the server's ``0{...}`` open, our ``40``
+    connect and the server's ``40{...}``, then ``42["publish", {...}]`` per message; the
+    server's pings (``2``) are answered with ``3`` in the background.
+    """
+
+    async def __call__(self, kwargs: dict) -> None:
+        from bench.client import HANDSHAKE, client_frame
+
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.writer.write(HANDSHAKE.format(path=SOCKETIO_PATH, host="127.0.0.1", port=self.port).encode())
+            assert (await self.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            assert (await self._packet()).startswith(b"0")
+            self.writer.write(client_frame(1, b"40"))
+            assert (await self._packet()).startswith(b"40")
+            self.pongs = asyncio.ensure_future(self._answer_pings())
+        self.writer.write(client_frame(1, b"42" + json.dumps(["publish", kwargs]).encode()))
+        await self.writer.drain()
+
+    async def _packet(self) -> bytes:
+        head = await self.reader.readexactly(2)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(await self.reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await self.reader.readexactly(8), "big")
+        return await self.reader.readexactly(length)
+
+    async def _answer_pings(self) -> None:
+        from bench.client import client_frame
+
+        with contextlib.suppress(Exception):
+            while True:
+                if (await self._packet()) == b"2":
+                    self.writer.write(client_frame(1, b"3"))
+
+
+def node_command(port: int) -> list[str]:
+    """``node bench/node/server.js PORT``, after ``npm ci`` there if its packages are missing."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("the Node.js Socket.IO peer needs node (or run with --no-peers)")
+    if not (NODE_DIR / "node_modules" / "socket.io").is_dir():
+        log("installing bench/node's packages (npm ci)")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True)
+    return [node, str(NODE_DIR / "server.js"), str(port)]
+
+
 def layer_publisher(system: str, layer: str, redis_url: str):
     """Publish from this process through the channel layer (Redis layers only)."""
     from channels.layers import channel_layers
@@ -265,7 +347,9 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         os.environ, BENCH_LAYER=layer, BENCH_REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings"
     )
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    if server == "daphne":
+    if server == "node":
+        command = node_command(port)
+    elif server == "daphne":
         command = [
             sys.executable,
             "-m",
@@ -283,7 +367,11 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                    "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=raise_fd_limit)
     clients: list[ClientProcess] = []
-    http = WebsocketPublisher(port) if system == "limit" else HttpPublisher(port)
+    socketio = system in PEERS
+    if socketio:
+        http = SocketIOPublisher(port)
+    else:
+        http = WebsocketPublisher(port) if system == "limit" else HttpPublisher(port)
     result: dict = {
         "system": system,
         "server": server,
@@ -295,10 +383,12 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         await wait_port(port, process)
         pid = process.pid
         publish = (
-            http if system == "limit" or layer == "memory" else layer_publisher(system, layer, redis_url)
+            http
+            if system == "limit" or socketio or layer == "memory"
+            else layer_publisher(system, layer, redis_url)
         )
         clients = [
-            await ClientProcess.start(port, PATHS[system], system == "fc", env)
+            await ClientProcess.start(port, PATHS[system], system == "fc", env, socketio)
             for _ in range(args.client_procs)
         ]
         n = args.clients
@@ -366,12 +456,14 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                     first, last = spread.get(s, (low, high))
                     spread[s] = [min(first, low), max(last, high)]
             deliveries = sum(p["deliveries"] for p in parts)
+            size = sum(p["bytes"] for p in parts)
             last = max((p["last"] for p in parts if p["last"]), default=published)
             return {
                 "deliveries": deliveries,
                 "lost": sum(p["lost"] for p in parts),
                 "duplicated": sum(p["duplicated"] for p in parts),
                 "deliveries_per_s": round(deliveries / max(1e-9, last - start)),
+                "bytes_per_frame": round(size / deliveries) if deliveries else None,
                 "publish_s": round(published - start, 3),
                 "p50_ms": percentile(latencies, 0.50),
                 "p99_ms": percentile(latencies, 0.99),
@@ -402,8 +494,27 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         stop(process)
 
 
+def figures(trial: dict | None) -> dict:
+    """One trial's comparable columns (None where the trial did not run)."""
+    trial = trial or {}
+
+    def get(phase: str, key: str) -> object:
+        return trial.get(phase, {}).get(key)
+
+    return {
+        "deliveries_per_s": get("burst", "deliveries_per_s"),
+        "lost": get("burst", "lost"),
+        "p50_ms_paced": get("paced", "p50_ms"),
+        "p99_ms_paced": get("paced", "p99_ms"),
+        "p99_ms_paced10": get("paced10", "p99_ms"),
+        "rss_per_conn_kib": trial.get("rss_per_conn_kib"),
+        "connects_per_s": trial.get("connects_per_s"),
+        "bytes_per_frame": get("burst", "bytes_per_frame"),
+    }
+
+
 def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
-    """The JSON line of quick mode."""
+    """The JSON line of quick mode, without its ratios (:func:`add_ratios`)."""
     fc, raw, limit = trials[("fc", "daphne")], trials[("raw", "daphne")], trials[("limit", "daphne")]
 
     def get(trial: dict | None, phase: str, key: str) -> object:
@@ -417,16 +528,13 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
         "fc_deliveries_per_s": fc["burst"]["deliveries_per_s"],
         "raw_deliveries_per_s": raw["burst"]["deliveries_per_s"],
         "limit_deliveries_per_s": limit["burst"]["deliveries_per_s"],
-        "ratio": round(fc["burst"]["deliveries_per_s"] / max(1, raw["burst"]["deliveries_per_s"]), 2),
-        "ratio_to_limit": round(
-            fc["burst"]["deliveries_per_s"] / max(1, limit["burst"]["deliveries_per_s"]), 2
-        ),
         "fc_lost": fc["burst"]["lost"],
         "raw_lost": raw["burst"]["lost"],
         "limit_lost": limit["burst"]["lost"],
         "fc_duplicated": fc["burst"]["duplicated"],
         "fc_p99_ms_burst": fc["burst"]["p99_ms"],
         "raw_p99_ms_burst": raw["burst"]["p99_ms"],
+        "fc_p50_ms_paced": get(fc, "paced", "p50_ms"),
         "fc_p99_ms_paced": get(fc, "paced", "p99_ms"),
         "raw_p99_ms_paced": get(raw, "paced", "p99_ms"),
         "limit_p99_ms_paced": get(limit, "paced", "p99_ms"),
@@ -443,35 +551,87 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
         "limit_cpu_us_per_connect": limit.get("server_cpu_us_per_connect"),
         "raw_connects_per_s": raw["connects_per_s"],
         "limit_connects_per_s": limit["connects_per_s"],
+        "fc_bytes_per_frame": fc["burst"]["bytes_per_frame"],
+        "limit_bytes_per_frame": limit["burst"]["bytes_per_frame"],
     }
     for system in ("fc", "limit"):
         uv = trials.get((system, "uvicorn"))
         if uv:
             line[f"uvicorn_{system}_deliveries_per_s"] = uv["burst"]["deliveries_per_s"]
             line[f"uvicorn_{system}_lost"] = uv["burst"]["lost"]
+            line[f"uvicorn_{system}_p50_ms_paced"] = get(uv, "paced", "p50_ms")
             line[f"uvicorn_{system}_p99_ms_paced"] = get(uv, "paced", "p99_ms")
             line[f"uvicorn_{system}_p99_ms_paced10"] = get(uv, "paced10", "p99_ms")
             line[f"uvicorn_{system}_rss_per_conn_kib"] = uv["rss_per_conn_kib"]
             line[f"uvicorn_{system}_connects_per_s"] = uv["connects_per_s"]
             line[f"uvicorn_{system}_cpu_us_per_connect"] = uv.get("server_cpu_us_per_connect")
+            line[f"uvicorn_{system}_bytes_per_frame"] = uv["burst"]["bytes_per_frame"]
+    for peer, server in PEERS.items():
+        if (peer, server) in trials:
+            for column, value in figures(trials[(peer, server)]).items():
+                line[f"{peer}_{column}"] = value
     return line
 
 
+def ratio(ours: object, theirs: object) -> float | None:
+    if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)) or not theirs:
+        return None
+    return round(ours / theirs, 2)
+
+
+def add_ratios(line: dict) -> dict:
+    """floorchannels ÷ raw, ÷ limit and ÷ each peer (``vs_socketio``: per server, per column).
+
+    A ratio above 1 is better for deliveries/s and connects/s, below 1 for the others.
+    """
+    line["ratio"] = ratio(line["fc_deliveries_per_s"], line["raw_deliveries_per_s"])
+    line["ratio_to_limit"] = ratio(line["fc_deliveries_per_s"], line["limit_deliveries_per_s"])
+    for peer in PEERS:
+        if f"{peer}_deliveries_per_s" not in line:
+            continue
+        line[f"vs_{peer}"] = {
+            server: {
+                column: ratio(line.get(f"{prefix}{column}"), line[f"{peer}_{column}"]) for column in COLUMNS
+            }
+            for server, prefix in (("daphne", "fc_"), ("uvicorn", "uvicorn_fc_"))
+            if f"{prefix}deliveries_per_s" in line
+        }
+    return line
+
+
+def median_line(lines: list[dict]) -> dict:
+    """Each figure's median over alternated rounds (text and the trial lists from the first)."""
+    merged = dict(lines[0])
+    for key, value in merged.items():
+        values = [line.get(key) for line in lines]
+        if isinstance(value, (int, float)) and all(isinstance(v, (int, float)) for v in values):
+            middle = statistics.median(values)
+            merged[key] = round(middle, 1) if isinstance(middle, float) else middle
+    merged["rounds"] = len(lines)
+    return merged
+
+
 async def run_quick(args: argparse.Namespace, redis_url: str) -> dict:
-    trials: dict[tuple[str, str], dict] = {}
     plan = [(s, "daphne") for s in ("fc", "raw", "limit")]
     plan += [(s, "uvicorn") for s in ("fc", "limit")] if args.uvicorn else []
+    plan += list(PEERS.items()) if args.peers else []
     if args.only:
         plan = [(s, server) for s, server in plan if f"{s}/{server}" in args.only.split(",")]
-    for system, server in plan:
-        log(f"{system} under {server}, {args.layer} layer, {args.clients} clients")
-        trials[(system, server)] = await trial(system, server, args.layer, args, redis_url)
-    if args.only:
-        return {"trials": list(trials.values())}
-    line = summary(args.layer, trials)
-    line["trials"] = list(trials.values()) if args.verbose else None
+    rounds: list[dict[tuple[str, str], dict]] = []
+    for number in range(args.rounds):
+        # Alternate: every system once per round, the order reversed every other round.
+        trials: dict[tuple[str, str], dict] = {}
+        for system, server in plan if number % 2 == 0 else plan[::-1]:
+            log(f"{system} under {server}, {args.layer} layer, {args.clients} clients (round {number + 1})")
+            trials[(system, server)] = await trial(system, server, args.layer, args, redis_url)
+        rounds.append(trials)
+    everything = [t for trials in rounds for t in trials.values()]
     if args.output:
-        Path(args.output).write_text(json.dumps(list(trials.values()), indent=1))
+        Path(args.output).write_text(json.dumps(everything, indent=1))
+    if args.only:
+        return {"trials": everything}
+    line = add_ratios(median_line([summary(args.layer, trials) for trials in rounds]))
+    line["trials"] = everything if args.verbose else None
     return line
 
 
@@ -488,6 +648,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced10", type=int, default=50, help="messages at 10/s (0: skip)")
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--no-uvicorn", dest="uvicorn", action="store_false")
+    parser.add_argument(
+        "--no-peers", dest="peers", action="store_false", help="without Node Socket.IO and python-socketio"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="alternated rounds; the line has medians")
     parser.add_argument("--quiet", type=float, default=10.0, help="seconds of silence that end a phase")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
