@@ -12,6 +12,10 @@ Every id, and what to do about it:
   ``E009`` ``FLOORCHANNELS`` is not a dict.
 - ``E010`` an ``ALLOWED_ORIGINS`` entry is not an origin (``scheme://host[:port]``).
 - ``E011`` ``KEY_TOPICS`` cannot be imported, or is not callable.
+- ``E012`` a ``TOPICS`` pattern is misdeclared.
+- ``E013`` a ``TASK_QUEUES`` route cannot work: no task framework installed, a key that is
+  not a queue name, or a route its task backend refuses (unknown alias, a queue name or a
+  priority the backend does not take).
 - ``W001`` ASGI_APPLICATION does not route to floorchannels' consumer at all.
 - ``W002`` signals use queues but ``channels`` (which provides ``runworker``) is not installed.
 - ``W003`` the layer's capacity drops bursts.
@@ -145,6 +149,22 @@ def check_topic_patterns(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+@register()
+def check_task_queues(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """A TASK_QUEUES route that would otherwise fail each call routed to it, at run time."""
+    from .task_queues import check_routes
+
+    return [
+        Error(
+            f"FLOORCHANNELS['TASK_QUEUES']: {problem}.",
+            hint='Route a queue to a TASKS backend alias: {"reports": "default"}, or '
+            '{"reports": {"backend": "default", "queue_name": "default", "priority": 0}}; see docs/settings.md.',
+            id="floorchannels.E013",
+        )
+        for problem in check_routes()
+    ]
 
 
 @register()
@@ -437,8 +457,11 @@ def check_queue_workers(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """
     from .queues import durable, redis_url, stream_key
     from .registry import registry
+    from .task_queues import routes
 
-    queues = sorted(registry.queues())
+    # Queues routed to a task backend have that backend's workers, not ours.
+    table = routes()
+    queues = sorted(queue for queue in registry.queues() if queue not in table and "*" not in table)
     if not queues or running_command() == "runworker" or not durable():
         return []
     try:

@@ -65,6 +65,12 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE_MAX_LENGTH": 100_000,
     "QUEUE_WORKER_TIMEOUT": 60.0,
     "QUEUE_SHUTDOWN_GRACE": 10.0,
+    # Queues whose calls Django's task framework runs (django.tasks; the django-tasks
+    # package on Django 5.2) instead of the queue workers above: {queue: route}, where a
+    # route is a TASKS backend alias ("default") or {"backend": alias, "queue_name": name,
+    # "priority": n} (all optional). The queue "*" routes every queue not named. Such a
+    # call is a task of floorchannels.signal_tasks.run_signal, run by the backend's worker.
+    "TASK_QUEUES": {},
     # Seconds between sweeps that forget groups no local socket uses any more.
     "GROUP_SWEEP_INTERVAL": 30.0,
     # Seconds between re-adding this process's group memberships, which keeps them alive

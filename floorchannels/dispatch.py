@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 
-from . import messages, metrics, protocol, queues
+from . import messages, metrics, protocol, queues, task_queues
 from .conf import fc_settings
 from .history import alias, get_history, with_position
 from .layers import channel_layer, group_send
@@ -223,17 +223,28 @@ async def enqueue(
 ) -> None:
     """Hand signal ``name`` to the workers of ``queue``, acting for ``window``.
 
-    On the Redis layers the call is kept in Redis (:mod:`floorchannels.queues`) and this
+    A queue that ``TASK_QUEUES`` routes to a task backend becomes a task there
+    (:mod:`floorchannels.task_queues`), returning once the backend has it. Otherwise, on
+    the Redis layers the call is kept in Redis (:mod:`floorchannels.queues`) and this
     returns once it is: a browser is told ``queued: true`` only then. Anything that stops
     it from being kept raises :class:`PublishError` and nothing was queued. With the
     in-memory layer it goes to the queue's channel, served by the web process itself.
     """
+    # A JSON round trip leaves only types every channel layer and task backend can carry.
+    kwargs = json.loads(protocol.encode(kwargs))
+    try:
+        route = task_queues.route_for(queue)
+        if route is not None:
+            await task_queues.enqueue_task(route, queue, name, window, kwargs, message_id, eta, expires)
+            return
+    except Exception as exc:
+        metrics.increment("publish_errors")
+        raise PublishError(f"Could not queue signal {name!r} on {queue!r} as a task: {exc}") from exc
     message = messages.RUN.build(
         id=message_id,
         queue=queue,
         signal=name,
-        # A JSON round trip leaves only types every channel layer can carry.
-        kwargs=json.loads(protocol.encode(kwargs)),
+        kwargs=kwargs,
         window=window.to_message(),
         eta=eta,
         expires=expires,

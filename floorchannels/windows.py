@@ -135,6 +135,37 @@ class WindowInfo:
     def from_message(cls, data: dict[str, Any]) -> WindowInfo:
         return cls(window_id=data.get("w"), user_pk=data.get("u"), topics=tuple(data.get("t") or ()))
 
+    def to_task(self) -> dict[str, Any]:
+        """The window as a task argument: a JSON-safe dict that any task backend stores.
+
+        Give it to your own task (``report.enqueue(window=window.to_task(), ...)``) and rebuild
+        the window there with :meth:`from_task`: the task can then ``call()`` this window
+        (``WINDOW``), its user (``USER``) or its topics, from whatever process runs it. It
+        holds the window id, the user's pk and the granted topics; none of them is a secret
+        (the key is what proves a window, and it stays out).
+        """
+        return {"window_id": self.window_id, "user_pk": self.user_pk, "topics": list(self.topics)}
+
+    @classmethod
+    def from_task(cls, data: dict[str, Any]) -> WindowInfo:
+        """The window :meth:`to_task` described; ``ValueError`` for anything else (a task
+        stored by hand, another argument given by mistake), rather than a window that
+        quietly reaches no one."""
+        if not isinstance(data, dict) or not {"window_id", "user_pk", "topics"} <= data.keys():
+            raise ValueError(f"Not a window's task argument (see WindowInfo.to_task()): {data!r}")
+        window_id, user_pk, topics = data["window_id"], data["user_pk"], data["topics"]
+        if window_id is not None and not isinstance(window_id, str):
+            raise ValueError(f"A window's task argument has a window_id that is not a string: {window_id!r}")
+        if user_pk is not None and not isinstance(user_pk, str | int):
+            raise ValueError(f"A window's task argument has a user_pk that is not a string: {user_pk!r}")
+        if not isinstance(topics, list | tuple) or not all(isinstance(t, str) for t in topics):
+            raise ValueError(
+                f"A window's task argument has topics that are not a list of strings: {topics!r}"
+            )
+        return cls(
+            window_id=window_id, user_pk=None if user_pk is None else str(user_pk), topics=tuple(topics)
+        )
+
 
 @functools.cache
 def anonymous_user() -> Any:

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from importlib.util import find_spec
 
 SECRET_KEY = "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 DEBUG = False
@@ -55,3 +56,11 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 FLOORCHANNELS = {"GROUP_SWEEP_INTERVAL": 0.2}
+
+# Django's task framework (tests/test_task_queues.py): django.tasks on Django 6, the
+# django-tasks backport (an app there) on Django 5.2; the database backend of django-tasks-db,
+# whose worker is `manage.py db_worker`.
+if find_spec("django.tasks") is None:
+    INSTALLED_APPS.append("django_tasks")
+INSTALLED_APPS.append("django_tasks_db")
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

@@ -111,3 +111,10 @@ async def queued(window, steps: int = 2):
     ran.append(("queued", steps, window.window_id))
     for step in range(1, steps + 1):
         await acall("t.progress", WINDOW, window=window, kwargs={"done": step, "total": steps})
+
+
+@signal("t.queued_fail", queue="tests")
+def queued_fail(window):
+    """A queued handler that raises: its worker logs it, a task backend's result says FAILED."""
+    ran.append(("queued_fail", window.window_id))
+    raise RuntimeError("the queued handler failed")
