@@ -26,6 +26,8 @@ Every id, and what to do about it:
   (``FLOORCHANNELS["URL"]``).
 - ``W008`` a queue of registered signals has had no worker for ``QUEUE_WORKER_TIMEOUT``
   seconds (Redis layers): its calls wait in Redis. ``W009`` Redis could not be asked.
+- ``W010`` with the in-memory layer, a ``TASK_QUEUES`` route to a backend whose workers are
+  other processes: what its handlers send reaches no window.
 
 The routing checks (W001, W006, W007) are warnings, not errors: ASGI_APPLICATION is what
 ``runserver`` and ``runworker`` serve, while a production server may be given another
@@ -154,9 +156,9 @@ def check_topic_patterns(app_configs: Any = None, **kwargs: Any) -> list[Any]:
 @register()
 def check_task_queues(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """A TASK_QUEUES route that would otherwise fail each call routed to it, at run time."""
-    from .task_queues import check_routes
+    from .task_queues import check_routes, unreachable_routes
 
-    return [
+    problems = [
         Error(
             f"FLOORCHANNELS['TASK_QUEUES']: {problem}.",
             hint='Route a queue to a TASKS backend alias: {"reports": "default"}, or '
@@ -164,6 +166,19 @@ def check_task_queues(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             id="floorchannels.E013",
         )
         for problem in check_routes()
+    ]
+    if problems:
+        return problems
+    return [
+        Warning(
+            f"FLOORCHANNELS['TASK_QUEUES'] routes queue {queue!r} to task backend {alias!r}, whose "
+            "workers run in other processes, but the channel layer is the in-memory one: what its "
+            "handlers send reaches no window.",
+            hint="Use a Redis channel layer shared by the web processes and the task workers "
+            "(docs/deployment.md), or the immediate backend while developing.",
+            id="floorchannels.W010",
+        )
+        for queue, alias in unreachable_routes()
     ]
 
 

@@ -178,3 +178,25 @@ def check_routes() -> list[str]:
         except Exception as exc:
             problems.append(f"queue {queue!r}: {exc}")
     return problems
+
+
+def unreachable_routes() -> list[tuple[str, str]]:
+    """(queue, backend alias) of the routes whose tasks run in another process while the
+    channel layer is the in-memory one: what their handlers send reaches no window (W010).
+
+    Only the immediate backend runs a task in the process that queued it.
+    """
+    layer = (getattr(settings, "CHANNEL_LAYERS", {}) or {}).get(fc_settings.CHANNEL_LAYER) or {}
+    if not str(layer.get("BACKEND", "")).endswith(".InMemoryChannelLayer") or not routes():
+        return []
+    tasks = framework()
+    immediate = importlib.import_module(f"{tasks.__name__}.backends.immediate").ImmediateBackend
+    found = []
+    for queue, value in routes().items():
+        try:
+            backend = tasks.task_backends[parse_route(value).backend]
+        except Exception:
+            continue  # E013
+        if not isinstance(backend, immediate):
+            found.append((queue, backend.alias))
+    return found

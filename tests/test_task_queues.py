@@ -25,7 +25,18 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import override_settings
 
-from floorchannels import BROADCAST, SERVER, USER, WINDOW, PublishError, WindowInfo, acall, call, current_call
+from floorchannels import (
+    BROADCAST,
+    SERVER,
+    USER,
+    WINDOW,
+    PublishError,
+    WindowInfo,
+    acall,
+    call,
+    current_call,
+    metrics,
+)
 from floorchannels import signal as register_signal
 from floorchannels.checks import check_queue_workers, check_task_queues
 from floorchannels.task_queues import Route, framework, route_for
@@ -280,6 +291,14 @@ async def test_the_immediate_backend_runs_the_call_in_process_with_its_call_id()
         assert queued_call.entry  # the task result's id
 
 
+async def test_a_call_whose_task_starts_after_it_expired_is_dropped():
+    seen.clear()
+    with override_settings(TASKS=immediate_backend(), FLOORCHANNELS={"TASK_QUEUES": {"*": "immediate"}}):
+        await acall("tq.seen", SERVER, expires=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    assert seen == []
+    assert metrics.snapshot().get("expired") == 1
+
+
 async def test_a_delay_on_a_backend_that_cannot_defer_is_refused_before_anything_runs():
     seen.clear()
     with override_settings(TASKS=immediate_backend(), FLOORCHANNELS={"TASK_QUEUES": {"*": "immediate"}}):
@@ -313,14 +332,30 @@ def test_misrouted_queues_are_system_check_errors():
     }
     with override_settings(FLOORCHANNELS={"TASK_QUEUES": routes}):
         errors = check_task_queues()
-    assert {e.id for e in errors} == {"floorchannels.E013"}
+    assert {e.id for e in errors} == {"floorchannels.E013"}  # W010 only once the routes work
     text = "\n".join(e.msg for e in errors)
     assert len(errors) == 5, text
     for queue in ("missing", "bad name!", "typo", "other-queue", "number"):
         assert repr(queue) in text
     assert "'ok'" not in text
     with override_settings(FLOORCHANNELS={"TASK_QUEUES": {"ok": "default", "*": "default"}}):
-        assert check_task_queues() == []
+        assert not [e for e in check_task_queues() if e.id == "floorchannels.E013"]
+
+
+def test_a_worker_process_with_the_in_memory_layer_is_a_warning(routed):
+    """The database backend's worker is another process: on the in-memory layer (tests'
+    default) its handlers' signals could reach no window. The immediate backend runs in the
+    web process, and a Redis layer reaches every process."""
+    assert check_task_queues() == []  # the Redis layer
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}):
+        [warning] = check_task_queues()
+        assert (warning.id, "'tests'" in warning.msg, "'default'" in warning.msg) == (
+            "floorchannels.W010",
+            True,
+            True,
+        )
+        with override_settings(TASKS=immediate_backend(), FLOORCHANNELS={"TASK_QUEUES": {"*": "immediate"}}):
+            assert check_task_queues() == []
 
 
 def test_no_worker_warning_leaves_out_queues_a_task_backend_serves(routed):
