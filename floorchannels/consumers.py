@@ -265,11 +265,13 @@ class SignalConsumer:
             self.hub = await get_hub()
             shutdown.install(self.hub)
             if shutdown.stopping(self.hub):
-                # SIGTERM closed the open sockets with 4503; one arriving in the grace period
-                # goes the same way (its client reconnects elsewhere), not into a dying process.
+                # SIGTERM closed the open sockets with 4503; one arriving in the grace period is
+                # not welcomed into a dying process either. 4500, not 4503: its client retries
+                # on its backoff (elsewhere, or here once restarted) instead of at once, again
+                # and again, while this process is still finishing.
                 metrics.increment("refused_going_away")
                 self._held = None
-                await self.close(CloseCode.GOING_AWAY)
+                await self.close(CloseCode.UNAVAILABLE, "server shutting down")
                 return False
             await self.hub.join(self, self._groups)
         except Exception:

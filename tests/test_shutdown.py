@@ -88,18 +88,19 @@ async def test_the_loops_signal_table_is_readable():
     assert shutdown._loop_handler(object(), signal.SIGUSR2) is shutdown.UNREADABLE
 
 
-async def test_a_socket_arriving_after_sigterm_is_closed_going_away():
-    """Between SIGTERM and the server's own stop (the grace period), a new socket is sent
-    elsewhere with 4503 instead of being welcomed into a process about to exit."""
+async def test_a_socket_arriving_after_sigterm_is_refused_unavailable():
+    """Between SIGTERM and the server's own stop (the grace period), a new socket is closed
+    with 4500 (its client backs off) instead of being welcomed into a process about to exit."""
     from floorchannels.hub import get_hub
     from floorchannels.protocol import CloseCode
-    from tests.conftest import connect_raw, expect_close, make_key
+    from tests.conftest import connect_raw, make_key
 
     hub = await get_hub()
     shutdown._stopping.add(id(hub))
     try:
         communicator = await connect_raw()
         await communicator.send_json_to({"type": "hello", "window_key": make_key(), "protocol": 1})
-        assert await expect_close(communicator) == CloseCode.GOING_AWAY
+        message = await communicator.receive_output(timeout=5)
+        assert (message["code"], message["reason"]) == (CloseCode.UNAVAILABLE, "server shutting down")
     finally:
         shutdown._stopping.discard(id(hub))

@@ -10,7 +10,7 @@ import os
 
 from tests.settings import *  # noqa: F403
 
-INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework.authtoken"]  # noqa: F405
+# INSTALLED_APPS: tests.settings lists rest_framework.authtoken already.
 ROOT_URLCONF = "tests.e2e.tokens.urls"
 DATABASES = {
     "default": {
