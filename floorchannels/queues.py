@@ -26,6 +26,7 @@ run twice when its worker dies after the handler's effects but before the acknow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -35,7 +36,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,17 @@ def current_call() -> QueuedCall | None:
     (a unique column, a Redis ``SET NX``) and skips a call it has seen.
     """
     return _current.get()
+
+
+@contextlib.contextmanager
+def serving(call: QueuedCall) -> Iterator[None]:
+    """Make ``call`` the :func:`current_call` of what runs inside (queue workers, and the
+    task that runs a call routed to Django's task framework)."""
+    token = _current.set(call)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 # Which path queued calls take ---------------------------------------------------------------
@@ -452,12 +464,11 @@ class QueueWorker:
                 client, taken, "no handler of this signal is registered for this queue here"
             )
             return
-        token = _current.set(QueuedCall(message["id"], self.queue, taken.attempt, taken.entry))
         keeper = spawn(self._keep_claim(client, taken.entry), f"claim of {taken.entry} on {self.queue}")
         try:
-            ok = await run_queued(message)
+            with serving(QueuedCall(message["id"], self.queue, taken.attempt, taken.entry)):
+                ok = await run_queued(message)
         finally:
-            _current.reset(token)
             keeper.cancel()
         metrics.increment("queue_runs")
         if not ok:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .queues import QueuedCall, _current
+from .queues import QueuedCall, serving
 from .syncloop import run_sync
 from .task_queues import Route, framework, parse_route, routes
 from .windows import WindowInfo
@@ -50,11 +50,8 @@ def _as_task(func: Any) -> Any:
 
 
 async def _run(message: dict[str, Any], call: QueuedCall) -> bool:
-    token = _current.set(call)
-    try:
+    with serving(call):
         return await run_queued(message)
-    finally:
-        _current.reset(token)
 
 
 @_as_task

@@ -107,6 +107,19 @@ def start_for_runworker(argv: Sequence[str] | None = None) -> queues.Workers | N
     if _started is not None or len(argv) < 2 or argv[1] != "runworker" or not queues.durable():
         return None
     names = queues.queues_from_channels(a for a in argv[2:] if not a.startswith("-"))
+    routed = [name for name in names if _routed_to_tasks(name)]
+    if routed:
+        logger.warning(
+            "runworker serves queue(s) %s, which TASK_QUEUES routes to Django's task framework: "
+            "their calls go to the task backend's workers, never here.",
+            ", ".join(routed),
+        )
     if names:
         _started = queues.start_worker_thread(names)
     return _started
+
+
+def _routed_to_tasks(queue: str) -> bool:
+    from .task_queues import route_for
+
+    return route_for(queue) is not None
