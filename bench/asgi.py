@@ -102,3 +102,92 @@ if os.environ.get("BENCH_GC_LOG"):
             )
 
     gc.callbacks.append(_gc_log)
+
+if os.environ.get("BENCH_TRACE"):
+    # Diagnostics for the latency tail (bench/tail.py): timestamps of every hub batch (when
+    # the hub received each message, when its fan-out started and ended), every garbage
+    # collection over 0.5 ms, and every stretch of over 5 ms in which the event loop could
+    # not run a 5 ms timer. One JSON object per line, in BENCH_TRACE/<pid>.jsonl.
+    import asyncio
+    import gc
+    import time
+
+    from floorchannels import hub as _hub
+
+    _trace = open(os.path.join(os.environ["BENCH_TRACE"], f"{os.getpid()}.jsonl"), "a", buffering=1)  # noqa: SIM115
+    _received: dict[int, float] = {}
+    _gc_at: dict[str, float] = {}
+
+    def _event(**fields):
+        _trace.write(json.dumps(fields) + "\n")
+
+    def _publish_times(batch):
+        times = []
+        for message in batch:
+            try:
+                times.append(json.loads(message["frame"])["kwargs"]["t"])
+            except (KeyError, TypeError, ValueError):
+                times.append(None)
+        return times
+
+    _original_receive = _hub.Hub._receive
+    _original_receive_ready = _hub.Hub._receive_ready
+    _original_deliver_many = _hub.Hub.deliver_many
+
+    async def _traced_receive(self):
+        message = await _original_receive(self)
+        _received[id(message)] = time.time()
+        return message
+
+    async def _traced_receive_ready(self):
+        message = await _original_receive_ready(self)
+        if message is not None:
+            _received[id(message)] = time.time()
+        return message
+
+    async def _traced_deliver_many(self, batch):
+        start = time.time()
+        await _original_deliver_many(self, batch)
+        _event(
+            kind="batch",
+            published=_publish_times(batch),
+            received=[_received.pop(id(m), None) for m in batch],
+            start=start,
+            end=time.time(),
+            frames=sum(len(self.groups.get(m.get("group", ""), ())) for m in batch),
+        )
+
+    _hub.Hub._receive = _traced_receive
+    _hub.Hub._receive_ready = _traced_receive_ready
+    _hub.Hub.deliver_many = _traced_deliver_many
+
+    def _gc_trace(phase, info):
+        if phase == "start":
+            _gc_at["t"] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - _gc_at["t"]) * 1000
+        if ms > 0.5 or info["generation"] == 2:
+            _event(kind="gc", at=time.time(), generation=info["generation"], ms=round(ms, 2))
+
+    gc.callbacks.append(_gc_trace)
+
+    async def _loop_lag():
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            lag = loop.time() - before - 0.005
+            if lag > 0.005:
+                _event(kind="lag", at=time.time(), ms=round(lag * 1000, 1))
+
+    _lag_task = []
+
+    def _traced(application):
+        async def app(scope, receive, send):
+            if not _lag_task:
+                _lag_task.append(asyncio.ensure_future(_loop_lag()))
+            await application(scope, receive, send)
+
+        return app
+
+    fc_application = _traced(fc_application)

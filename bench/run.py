@@ -270,7 +270,8 @@ class SocketIOPublisher(WebsocketPublisher):
 
     Engine.IO v4 over the websocket transport: the server's ``0{...}`` open, our ``40``
     connect and the server's ``40{...}``, then ``42["publish", {...}]`` per message; the
-    server's pings (``2``) are answered with ``3`` in the background.
+    server's pings (``2``) are answered with ``3`` in the background, websocket pings
+    with pongs.
     """
 
     async def __call__(self, kwargs: dict) -> None:
@@ -288,20 +289,28 @@ class SocketIOPublisher(WebsocketPublisher):
         await self.writer.drain()
 
     async def _packet(self) -> bytes:
-        head = await self.reader.readexactly(2)
-        length = head[1] & 0x7F
-        if length == 126:
-            length = int.from_bytes(await self.reader.readexactly(2), "big")
-        elif length == 127:
-            length = int.from_bytes(await self.reader.readexactly(8), "big")
-        return await self.reader.readexactly(length)
+        """The next text frame's payload; websocket pings (uvicorn's, every 20 s) answered."""
+        from bench.client import client_frame
+
+        while True:
+            head = await self.reader.readexactly(2)
+            length = head[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif length == 127:
+                length = int.from_bytes(await self.reader.readexactly(8), "big")
+            payload = await self.reader.readexactly(length)
+            if head[0] & 0x0F == 9:
+                self.writer.write(client_frame(10, payload))
+            else:
+                return payload
 
     async def _answer_pings(self) -> None:
         from bench.client import client_frame
 
         with contextlib.suppress(Exception):
             while True:
-                if (await self._packet()) == b"2":
+                if (await self._packet()) == b"2":  # Engine.IO ping
                     self.writer.write(client_frame(1, b"3"))
 
 
@@ -347,6 +356,8 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         os.environ, BENCH_LAYER=layer, BENCH_REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings"
     )
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if getattr(args, "trace", None):
+        env["BENCH_TRACE"] = args.trace  # bench/asgi.py's timestamps (bench/tail.py)
     if server == "node":
         command = node_command(port)
     elif server == "daphne":
@@ -381,7 +392,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
     }
     try:
         await wait_port(port, process)
-        pid = process.pid
+        pid = result["server_pid"] = process.pid
         publish = (
             http
             if system == "limit" or socketio or layer == "memory"
@@ -426,8 +437,9 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
             nonlocal seq
             seqs = list(range(seq, seq + count))
             seq += count
+            calls: dict[int, tuple[float, float]] = {}  # seq -> publish call's start and end
             await asyncio.gather(*(c.ask("reset") for c in clients))
-            profiler = profile(args, system, pid, "burst") if rate is None else None
+            profiler = profile(args, system, pid, "burst" if rate is None else f"paced{rate:g}")
             if profiler is not None:
                 await asyncio.sleep(1.0)
             cpu0 = cpu_seconds(pid)
@@ -442,7 +454,9 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                         delay = start + i / rate - time.time()
                         if delay > 0:
                             await asyncio.sleep(delay)
-                    await publish({"s": s, "t": time.time()})
+                    before = time.time()
+                    await publish({"s": s, "t": before})
+                    calls[s] = (before, time.time())
             published = time.time()
             parts = await asyncio.gather(
                 *(c.ask("collect", seqs=seqs, quiet=args.quiet, timeout=args.timeout) for c in clients)
@@ -472,6 +486,12 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 "closed": sum(p["closed"] for p in parts),
                 "first_ms": [round(spread[k][0]) for k in sorted(spread, key=int)] if rate else None,
                 "last_ms": [round(spread[k][1]) for k in sorted(spread, key=int)] if rate else None,
+                # The publish call itself (floorchannels: history append + group_send).
+                "publish_call_ms": percentile([(b - a) * 1000 for a, b in calls.values()], 0.99)
+                if rate
+                else None,
+                "spread_ms": spread if getattr(args, "trace", None) else None,
+                "calls": calls if getattr(args, "trace", None) else None,
             }
 
         result["burst"] = await phase(args.messages, None)
@@ -656,7 +676,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
     parser.add_argument("--profile", help="record the floorchannels server with py-spy to this file")
-    parser.add_argument("--profile-phase", choices=["connect", "burst"], default="burst")
+    parser.add_argument("--profile-phase", choices=["connect", "burst", "paced1", "paced10"], default="burst")
     parser.add_argument("--output", help="write every trial's figures here (JSON)")
     parser.add_argument("--verbose", action="store_true", help="include every trial in the JSON line")
     parser.add_argument("--only", help="run only these trials, e.g. fc/daphne,limit/uvicorn")
