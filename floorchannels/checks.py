@@ -470,15 +470,15 @@ def check_queue_workers(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     Asks Redis (one second at most) which queues had a worker within
     ``QUEUE_WORKER_TIMEOUT``. Not in ``runworker`` itself, which is about to serve them.
     """
-    from .queues import durable, redis_url, stream_key
+    from .queues import durable, in_process, redis_url, stream_key
     from .registry import registry
     from .task_queues import routes
 
     # Queues routed to a task backend have that backend's workers, not ours.
     table = routes()
     queues = sorted(queue for queue in registry.queues() if queue not in table and "*" not in table)
-    if not queues or running_command() == "runworker" or not durable():
-        return []
+    if not queues or running_command() == "runworker" or not durable() or in_process():
+        return []  # (in process: the web processes are the workers, once they serve)
     try:
         import redis
     except ImportError:

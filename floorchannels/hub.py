@@ -127,7 +127,21 @@ class Hub:
         supervise(self._maintain, "hub group maintenance", self._tasks)
         supervise(self._refresh_keys, "hub key refresh", self._tasks)
         if _queues_in_process(self.layer):
-            for queue in sorted(registry.queues()):
+            self._serve_queues()
+
+    def _serve_queues(self) -> None:
+        """Run this process's share of the queues (RUN_QUEUES_IN_PROCESS): on a Redis layer
+        as one more worker of each durable queue, else from the in-memory layer's channels.
+        Queues TASK_QUEUES routes to Django's task framework have that backend's workers."""
+        from . import queues
+        from .task_queues import route_for
+
+        for queue in sorted(registry.queues()):
+            if route_for(queue) is not None:
+                continue
+            if queues.durable():
+                supervise(queues.QueueWorker(queue).run, f"queue worker {queue}", self._tasks)
+            else:
                 supervise(lambda queue=queue: self._serve_queue(queue), f"queue {queue}", self._tasks)
 
     def _spawn(self, coroutine: Any, name: str) -> None:

@@ -120,8 +120,9 @@ def in_process() -> bool:
 
 
 def durable() -> bool:
-    """Whether queued calls go to Redis streams (a Redis layer, workers elsewhere)."""
-    return not in_process() and redis_url() is not None
+    """Whether queued calls go to Redis streams: on a Redis layer, whoever runs them (workers,
+    or the web processes themselves with RUN_QUEUES_IN_PROCESS)."""
+    return redis_url() is not None
 
 
 def stream_key(queue: str) -> str:

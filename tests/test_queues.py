@@ -442,3 +442,30 @@ def test_queue_gauges_are_prometheus_gauges():
     assert families[f"floorchannels_queue_waiting_{QUEUE}"].samples[0].value == 3
     assert families[f"floorchannels_queue_oldest_seconds_{QUEUE}"].samples[0].value == 1.5
     assert families["floorchannels_connections_open"].type == "gauge"
+
+
+async def test_web_processes_running_queues_themselves_on_redis_keep_them_durable(redis_server):
+    """RUN_QUEUES_IN_PROCESS on a Redis layer: each web process's hub is one more worker of
+    the Redis stream, so a call still runs once (not once per process) and is kept meanwhile."""
+    from floorchannels.hub import Hub
+    from floorchannels.layers import channel_layer
+
+    with sync_redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    runs.clear()
+    with settings_for(redis_server.url, RUN_QUEUES_IN_PROCESS=True):
+        assert queues.durable() and queues.in_process()
+        await acall("q.record", SERVER, kwargs={"n": 7})
+        assert (await queues.stats(QUEUE))["waiting"] == 1  # kept in Redis until a hub serves it
+        hubs = [Hub(channel_layer()), Hub(channel_layer())]  # two web processes' hubs
+        try:
+            for hub in hubs:
+                await hub._start()
+            await await_until(lambda: runs, 20, "the call to run in a web process")
+            await await_until(
+                lambda: metrics.snapshot().get("queue_runs", 0) >= 1, 10, "the run to be acknowledged"
+            )
+            assert [n for _, n, _ in runs] == [7]
+        finally:
+            for hub in hubs:
+                hub.stop()
