@@ -163,6 +163,20 @@ class Redis:
         stop(self.process)
 
 
+def redis_cpu_seconds(url: str) -> float | None:
+    """Redis's own CPU time (``INFO cpu``), to report its cost per publish."""
+    if not url:
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return info["used_cpu_user"] + info["used_cpu_sys"]
+
+
 class ClientProcess:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
@@ -443,6 +457,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
             if profiler is not None:
                 await asyncio.sleep(1.0)
             cpu0 = cpu_seconds(pid)
+            redis_cpu0 = redis_cpu_seconds(redis_url) if layer != "memory" and system != "limit" else None
             start = time.time()
             if rate is None and isinstance(publish, HttpPublisher):
                 # One request carrying the whole burst: the server publishes it in a loop.
@@ -462,6 +477,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 *(c.ask("collect", seqs=seqs, quiet=args.quiet, timeout=args.timeout) for c in clients)
             )
             cpu = cpu_seconds(pid) - cpu0
+            redis_cpu = redis_cpu_seconds(redis_url) - redis_cpu0 if redis_cpu0 is not None else None
             stop_profile(profiler)
             latencies = [x for p in parts for x in p["latencies_ms"]]
             spread: dict[str, list[float]] = {}
@@ -482,6 +498,11 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 "p50_ms": percentile(latencies, 0.50),
                 "p99_ms": percentile(latencies, 0.99),
                 "server_cpu_us_per_delivery": round(cpu * 1e6 / deliveries, 1) if deliveries else None,
+                # Redis's CPU over the phase per message published (history append and
+                # publish, the hub's reads; plus what else Redis did meanwhile).
+                "redis_cpu_us_per_publish": round(redis_cpu * 1e6 / count, 1)
+                if redis_cpu is not None
+                else None,
                 "client_cpu_s": round(sum(p["cpu"] for p in parts), 2),
                 "closed": sum(p["closed"] for p in parts),
                 "first_ms": [round(spread[k][0]) for k in sorted(spread, key=int)] if rate else None,
@@ -561,6 +582,7 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
         "fc_p99_ms_paced10": get(fc, "paced10", "p99_ms"),
         "limit_p99_ms_paced10": get(limit, "paced10", "p99_ms"),
         "fc_cpu_us_per_delivery": fc["burst"]["server_cpu_us_per_delivery"],
+        "fc_redis_cpu_us_per_publish": fc["burst"].get("redis_cpu_us_per_publish"),
         "raw_cpu_us_per_delivery": raw["burst"]["server_cpu_us_per_delivery"],
         "limit_cpu_us_per_delivery": limit["burst"]["server_cpu_us_per_delivery"],
         "fc_rss_per_conn_kib": fc["rss_per_conn_kib"],
