@@ -135,8 +135,13 @@ class Socket(asyncio.Protocol):
 
 
 class Client:
-    def __init__(self, host: str, port: int, path: str, keys: bool, socketio: bool = False) -> None:
+    def __init__(
+        self, host: str, port: int, path: str, keys: bool, socketio: bool = False, source: str | None = None
+    ) -> None:
         self.host, self.port = host, port
+        #: The loopback address this process connects from (127.0.0.x): each source address
+        #: has its own ~28,000 ephemeral ports, so 100,000 sockets need several.
+        self.local_addr = (source, 0) if source else None
         self.socketio = socketio
         self.handshake = HANDSHAKE.format(path=path, host=host, port=port).encode()
         self.keys = keys
@@ -166,7 +171,9 @@ class Client:
 
     async def open(self, hello: bytes | None) -> Socket:
         loop = asyncio.get_running_loop()
-        _, socket = await loop.create_connection(lambda: Socket(self, hello), self.host, self.port)
+        _, socket = await loop.create_connection(
+            lambda: Socket(self, hello), self.host, self.port, local_addr=self.local_addr
+        )
         await asyncio.wait_for(socket.ready, 30)
         return socket
 
@@ -256,10 +263,11 @@ async def main() -> None:
     parser.add_argument("--path", required=True)
     parser.add_argument("--keys", action="store_true", help="say hello with a window key")
     parser.add_argument("--socketio", action="store_true", help="speak Socket.IO 4 (Engine.IO v4)")
+    parser.add_argument("--source", help="connect from this address (e.g. 127.0.0.2)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    client = Client(args.host, args.port, args.path, args.keys, args.socketio)
+    client = Client(args.host, args.port, args.path, args.keys, args.socketio, args.source)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -183,11 +183,12 @@ class ClientProcess:
 
     @classmethod
     async def start(
-        cls, port: int, path: str, keys: bool, env: dict, socketio: bool = False
+        cls, port: int, path: str, keys: bool, env: dict, socketio: bool = False, source: str | None = None
     ) -> ClientProcess:
         args = [sys.executable, "-m", "bench.client", "--port", str(port), "--path", path]
         args += ["--keys"] if keys else []
         args += ["--socketio"] if socketio else []
+        args += ["--source", source] if source else []
         process = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=env, limit=2**26,
@@ -413,8 +414,15 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
             else layer_publisher(system, layer, redis_url)
         )
         clients = [
-            await ClientProcess.start(port, PATHS[system], system == "fc", env, socketio)
-            for _ in range(args.client_procs)
+            await ClientProcess.start(
+                port,
+                PATHS[system],
+                system == "fc",
+                env,
+                socketio,
+                f"127.0.0.{i + 2}" if args.sources else None,
+            )
+            for i in range(args.client_procs)
         ]
         n = args.clients
         warm = max(1, min(50, n // 10))
@@ -694,6 +702,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-peers", dest="peers", action="store_false", help="without Node Socket.IO and python-socketio"
     )
     parser.add_argument("--rounds", type=int, default=1, help="alternated rounds; the line has medians")
+    parser.add_argument(
+        "--sources",
+        action="store_true",
+        help="each client process connects from its own 127.0.0.x (many sockets)",
+    )
     parser.add_argument("--quiet", type=float, default=10.0, help="seconds of silence that end a phase")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
