@@ -191,3 +191,33 @@ if os.environ.get("BENCH_TRACE"):
         return app
 
     fc_application = _traced(fc_application)
+
+if os.environ.get("BENCH_DAPHNE_WRITE_NOW"):
+    # Experiment (docs/benchmarks.md, round 2): under daphne, Twisted buffers every write and
+    # registers a writer, and sends on a later loop turn; here a write to a socket with
+    # nothing buffered is sent at once, as asyncio's own transports do, and only what the
+    # kernel does not take is buffered the usual way. Order is kept: the direct send happens
+    # only when nothing is waiting before it.
+    from twisted.internet import abstract, tcp
+
+    _buffered_write = abstract.FileDescriptor.write
+
+    def _write_now(self, data):
+        if (
+            data
+            and isinstance(self, tcp.Connection)
+            and self.connected
+            and not self._writeDisconnected
+            and not self.dataBuffer
+            and not self._tempDataBuffer
+        ):
+            try:
+                sent = self.socket.send(data)
+            except OSError:
+                sent = 0  # EAGAIN, or an error the usual path will find and report
+            if sent == len(data):
+                return
+            data = data[sent:]
+        _buffered_write(self, data)
+
+    abstract.FileDescriptor.write = _write_now
