@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server chromium
 
 # Every extra, plus the test and docs tools (PEP 735 dependency groups in pyproject.toml,
 # which need pip >= 25.1: hence the upgrade first).
-DEV_INSTALL := -e '.[all]' --group test --group docs
+DEV_INSTALL := -e '.[all]' --group test --group docs --group bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
