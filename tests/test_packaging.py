@@ -133,7 +133,6 @@ def test_metadata_describes_the_project(source, dist):
         "Framework :: Django :: 6.0",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
-        "Programming Language :: Python :: 3.13",
         "Typing :: Typed",
     } <= classifiers
     unknown = classifiers - trove_classifiers.classifiers
