@@ -193,6 +193,8 @@ if os.environ.get("BENCH_TRACE"):
     fc_application = _traced(fc_application)
 
 if os.environ.get("BENCH_DAPHNE_WRITE_NOW"):
+    import asyncio
+
     # Experiment (docs/benchmarks.md, round 2): under daphne, Twisted buffers every write and
     # registers a writer, and sends on a later loop turn; here a write to a socket with
     # nothing buffered is sent at once, as asyncio's own transports do, and only what the
@@ -220,4 +222,28 @@ if os.environ.get("BENCH_DAPHNE_WRITE_NOW"):
             data = data[sent:]
         _buffered_write(self, data)
 
-    abstract.FileDescriptor.write = _write_now
+    # BENCH_DAPHNE_WRITE_NOW=batch: a socket's writes of one loop turn are joined and sent
+    # together once the turn's work (the hub's fan-out) is done: one send() per socket per
+    # turn as with Twisted's writer, without registering and removing a writer each time.
+    _unsent: dict = {}
+
+    def _send_unsent():
+        connections = list(_unsent.items())
+        _unsent.clear()
+        for connection, chunks in connections:
+            _write_now(connection, b"".join(chunks))
+
+    def _write_batched(self, data):
+        chunks = _unsent.get(self)
+        if chunks is not None:
+            chunks.append(data)
+        elif data and isinstance(self, tcp.Connection) and not self.dataBuffer and not self._tempDataBuffer:
+            if not _unsent:
+                asyncio.get_running_loop().call_soon(_send_unsent)
+            _unsent[self] = [data]
+        else:
+            _buffered_write(self, data)
+
+    abstract.FileDescriptor.write = (
+        _write_batched if os.environ["BENCH_DAPHNE_WRITE_NOW"] == "batch" else _write_now
+    )
