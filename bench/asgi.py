@@ -247,3 +247,31 @@ if os.environ.get("BENCH_DAPHNE_WRITE_NOW"):
     abstract.FileDescriptor.write = (
         _write_batched if os.environ["BENCH_DAPHNE_WRITE_NOW"] == "batch" else _write_now
     )
+
+if os.environ.get("BENCH_UVICORN_WRITE_BATCH"):
+    # Experiment (docs/benchmarks.md, round 2): asyncio's socket transport sends every write
+    # at once, so under uvicorn a burst costs a send() per frame. Here a transport's writes
+    # of one loop turn are joined and handed to the transport once, in a callback scheduled
+    # once per turn (every transport of the process: Redis connections too).
+    import asyncio
+    from asyncio import selector_events
+
+    _transport_write = selector_events._SelectorSocketTransport.write
+    _turn_writes: dict = {}
+
+    def _write_turn():
+        transports = list(_turn_writes.items())
+        _turn_writes.clear()
+        for transport, chunks in transports:
+            _transport_write(transport, b"".join(chunks))
+
+    def _write_once_per_turn(self, data):
+        chunks = _turn_writes.get(self)
+        if chunks is not None:
+            chunks.append(bytes(data))
+            return
+        if not _turn_writes:
+            asyncio.get_running_loop().call_soon(_write_turn)
+        _turn_writes[self] = [bytes(data)]
+
+    selector_events._SelectorSocketTransport.write = _write_once_per_turn
