@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 APT_PACKAGES := redis-server chromium
 
-.PHONY: run test test-python test-js test-npm-pack lint format system-packages venv npm dist docs clean bench bench-full soak
+.PHONY: run test test-python test-js test-npm-pack lint format system-packages venv npm dist docs clean bench bench-full bench-node soak
 
 # Every extra, plus the test and docs tools (PEP 735 dependency groups in pyproject.toml,
 # which need pip >= 25.1: hence the upgrade first).
@@ -41,7 +41,7 @@ run: $(STAMP)
 
 test: system-packages venv npm lint test-js test-npm-pack dist docs test-python test-django6
 
-test-python: $(STAMP)
+test-python: $(STAMP) bench-node
 	$(PY) -m pytest -q -rs
 
 # The baseline is Python 3.11 + Django 5.2 LTS; Django 6 needs Python >= 3.12. Run the
@@ -84,12 +84,16 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix floorchannels sampleproject tests
 	$(VENV)/bin/ruff format floorchannels sampleproject tests
 
-# Benchmarks (bench/, docs/benchmarks.md): quick mode prints one JSON line last (< 5 min);
+# Benchmarks (bench/, docs/benchmarks.md): quick mode prints one JSON line last (about 5 min, with the Node.js and python-socketio peers);
 # BENCH_LAYER=memory|core|pubsub picks the layer. bench-full sweeps sizes and rewrites the doc.
-bench: $(STAMP)
+# The Node.js Socket.IO peer's packages (the harness also installs them when missing).
+bench-node:
+	@cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+
+bench: $(STAMP) bench-node
 	$(PY) -m bench.run
 
-bench-full: $(STAMP)
+bench-full: $(STAMP) bench-node
 	$(PY) -m pip install --quiet matplotlib
 	$(PY) -m bench.run --full
 
