@@ -106,7 +106,7 @@ def test_a_worker_killed_mid_call_leaves_it_to_the_other(durable, store):
     assert time.monotonic() - killed_at < 20  # the visibility timeout, not hours
     [other] = set(workers) - {first["pid"]}
     assert (second["n"], second["pid"], second["attempt"], second["id"]) == (7, other, 2, first["id"])
-    store.set("durable:go:7", 1)
+    store.rpush("durable:go:7", 1)
     assert all_done(store, 1) == {7: 1}
     assert len(started(store)) == 2
 
@@ -139,7 +139,7 @@ def test_sigterm_lets_the_running_call_finish(durable, store):
     # Within the grace (10 s) the worker waits for its call, and takes no other.
     project.manage("durable_calls", "2", "1")
     assert worker.poll() is None
-    store.set("durable:go:1", 1)
+    store.rpush("durable:go:1", 1)
     assert worker.wait(30) == -signal.SIGTERM
     assert done(store) == {1: 1}
     assert [entry["n"] for entry in started(store)] == [1]

@@ -26,9 +26,7 @@ def count(window, n: int, hold: bool = False) -> None:
     with _redis() as client:
         entry = {"n": n, "pid": os.getpid(), "attempt": call.attempt, "id": call.id, "at": time.time()}
         client.rpush("durable:started", json.dumps(entry))
-        deadline = time.monotonic() + 120
-        while hold and not client.exists(f"durable:go:{n}"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"durable:go:{n} was never set")
-            time.sleep(0.02)
+        # Held until the test pushes the go token (a blocking pop: an event, not a poll).
+        if hold and client.blpop([f"durable:go:{n}"], timeout=120) is None:
+            raise TimeoutError(f"durable:go:{n} was never pushed")
         client.hincrby("durable:done", str(n), 1)
