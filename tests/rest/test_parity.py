@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
 from django.test import override_settings
 from guardian.shortcuts import assign_perm, remove_perm
 from rest_framework.test import APIClient
@@ -81,8 +82,11 @@ async def test_a_filter_backend_alone_decides_who_hears_about_a_document(team):
     alice_window, bob_window = await subscribed(alice, "documents"), await subscribed(bob, "documents")
 
     def create():
-        document = Document.objects.create(title="plan")
-        assign_perm("testapp.view_document", alice, document)
+        # One transaction: the event leaves after the commit, when the permission exists
+        # (in autocommit it could be delivered before assign_perm ran, and rightly hidden).
+        with transaction.atomic():
+            document = Document.objects.create(title="plan")
+            assign_perm("testapp.view_document", alice, document)
         return document
 
     document = await sync_to_async(create)()
