@@ -9,7 +9,6 @@ message. It follows docs/protocol.md: hello → welcome, then calls, pings and s
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
@@ -19,7 +18,7 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync
 from channels.sessions import InstanceSessionWrapper
 
-from . import joins, metrics, permissions, presence, protocol, sending, shutdown
+from . import joins, metrics, outgoing, permissions, presence, protocol, sending, shutdown
 from .arguments import InvalidArguments
 from .conf import fc_settings
 from .dispatch import PublishError, enqueue
@@ -27,6 +26,7 @@ from .history import alias, get_history, parse_seq, with_position
 from .hub import Hub, get_hub
 from .limits import TokenBucket
 from .origins import origin_allowed
+from .outgoing import Outgoing
 from .protocol import CloseCode, ProtocolError, close_reason
 from .registry import registry
 from .revocation import announce_window, session_hash
@@ -67,7 +67,7 @@ class SignalConsumer:
         "scope", "_send", "_frame_send", "_closed", "hub", "window", "window_id", "_groups",
         "credential", "subscriptions", "_held", "_held_bytes", "_replayed", "_tasks", "_calls",
         "_requests", "_outbox", "_outbox_bytes", "_flow", "joined_at", "opened_at", "_expiry",
-        "_topic_lock",
+        "_topic_lock", "protocol", "_epoch",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -108,6 +108,11 @@ class SignalConsumer:
         #: One change of the window's topics at a time (joins, leaves, grants), created on
         #: first use.
         self._topic_lock: asyncio.Lock | None = None
+        #: The protocol version the client said hello with (docs/protocol.md).
+        self.protocol = 1
+        #: The history epoch the client is in, as far as the frames sent to it say: a
+        #: version 2 signal carries its epoch only when it differs (see outgoing.Outgoing).
+        self._epoch: str | None = None
 
     @classmethod
     def as_asgi(cls, **initkwargs: Any) -> Any:
@@ -208,12 +213,14 @@ class SignalConsumer:
             return None
         try:
             frame = protocol.decode(message.get("text") or "")
-            if frame["type"] != "hello" or frame.get("protocol", protocol.VERSION) != protocol.VERSION:
-                raise ProtocolError("The first frame must be a hello for protocol 1.")
+            version = frame.get("protocol", 1)
+            if frame["type"] != "hello" or type(version) is not int or version not in protocol.VERSIONS:
+                raise ProtocolError("The first frame must be a hello for protocol 1 or 2.")
         except ProtocolError:
             metrics.increment("refused_bad_hello")
             await self.close(CloseCode.BAD_HELLO)
             return None
+        self.protocol = version
         return frame
 
     async def _authenticate(self, frame: dict[str, Any]) -> WindowInfo | None:
@@ -289,7 +296,7 @@ class SignalConsumer:
         welcome = {
             "type": "welcome",
             "window_id": window.window_id,
-            "protocol": protocol.VERSION,
+            "protocol": self.protocol,
             "heartbeat": fc_settings.HEARTBEAT,
             "key_expires": window.expires,
         }
@@ -302,7 +309,7 @@ class SignalConsumer:
             # fall between): the client resumes from here if it has seen nothing newer.
             try:
                 epoch, positions = await history.positions(self._groups)
-                welcome["e"] = epoch
+                welcome["e"] = self._epoch = epoch
                 welcome["seqs"] = {alias(group): f"{seq}-0" for group, seq in positions.items()}
             except Exception:
                 logger.exception("Could not read the history positions (window %s).", self.window_id)
@@ -332,7 +339,7 @@ class SignalConsumer:
                     continue
                 for entry in entries:
                     replayed.add(entry.message_id)
-                    self.push(with_position(entry.frame, group_alias, entry.seq, epoch))
+                self._write([Outgoing(with_position(e.frame, group_alias, e.seq, epoch)) for e in entries])
                 metrics.increment("replayed", len(entries))
         except ProtocolError as exc:
             self.push(protocol.encode(protocol.error(exc.code, exc.message)))
@@ -350,8 +357,8 @@ class SignalConsumer:
         """Write the live frames held back during the hello, in the order they came."""
         held, self._held = self._held, None
         self._held_bytes = 0
-        for text in held or ():
-            self.send_frame(text)
+        if held:
+            self.deliver(held)
 
     def _leave(self) -> None:
         if self._expiry is not None:
@@ -651,11 +658,13 @@ class SignalConsumer:
 
     # Sending -----------------------------------------------------------------------------
 
-    def send_frame(self, text: str) -> None:
-        """Write a frame, or hold it while the window is welcomed and replayed."""
-        if self._held is not None:
-            self._held.append(text)
-            self._held_bytes += _size(text)
+    def deliver(self, items: list[Outgoing]) -> None:
+        """Write frames in order (the hub: this window's frames of one batch), or hold them
+        while the window is welcomed and replayed."""
+        held = self._held
+        if held is not None:
+            held.extend(items)
+            self._held_bytes += sum(_size(item.text) for item in items)
             if self._held_bytes > fc_settings.MAX_BUFFERED_BYTES:
                 self._overflow("while its hello was answered")
             return
@@ -665,9 +674,29 @@ class SignalConsumer:
             ids, until = self._replayed
             if time.monotonic() > until:
                 self._replayed = None
-            elif _message_id(text) in ids:
-                return
-        self.push(text)
+            else:
+                items = [item for item in items if item.message_id not in ids]
+        self._write(items)
+
+    def _write(self, items: list[Outgoing]) -> None:
+        """Push frames in the client's protocol: under version 2 a signal in its compact
+        form, and several frames as one websocket message (see floorchannels.outgoing)."""
+        if self.protocol == 1:
+            for item in items:
+                self.push(item.text)
+            return
+        epoch = self._epoch
+        texts = []
+        for item in items:
+            text, epoch = item.compact(epoch)
+            texts.append(text)
+        self._epoch = epoch
+        for text in outgoing.join(texts) if len(texts) > 1 else texts:
+            self.push(text)
+
+    def send_frame(self, text: str) -> None:
+        """Write a frame, or hold it while the window is welcomed and replayed."""
+        self.deliver([Outgoing(text)])
 
     def send_json(self, frame: dict[str, Any]) -> None:
         self.send_frame(protocol.encode(frame))
@@ -812,13 +841,6 @@ def _send_failed(window_id: str, exc: Exception) -> None:
 def _size(text: str) -> int:
     """Bytes ``text`` takes on the wire (UTF-8), computed cheaply for ASCII."""
     return len(text) if text.isascii() else len(text.encode())
-
-
-def _message_id(text: str) -> Any:
-    try:
-        return json.loads(text).get("id")
-    except (ValueError, AttributeError):
-        return None
 
 
 def _client(scope: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ from . import layers, messages, metrics, protocol
 from .conf import fc_settings
 from .dispatch import queue_channel
 from .layers import channel_layer
+from .outgoing import Outgoing
 from .registry import registry
 from .tasks import spawn, supervise
 from .topics import BROADCAST_GROUP, layer_group
@@ -86,6 +87,9 @@ class Socket(Protocol):
 
     def send_frame(self, text: str) -> None:
         """Write or queue a frame; never waits for the client."""
+
+    def deliver(self, items: list[Outgoing]) -> None:
+        """Write or queue frames, in order; never waits for the client."""
 
     def refresh_key(self, now: float) -> None: ...
 
@@ -467,20 +471,20 @@ class Hub:
     async def deliver_many(self, messages: list[dict[str, Any]]) -> None:
         """Write group messages to their local members: once per socket, in order per
         socket, and all of one socket's frames one after the other."""
-        frames: dict[Socket, list[str]] = {}
+        frames: dict[Socket, list[Outgoing]] = {}
         for message in messages:
+            item = Outgoing(message["frame"])
             for socket in self._targets(message):
                 queued = frames.get(socket)
                 if queued is None:
-                    frames[socket] = [message["frame"]]
+                    frames[socket] = [item]
                 else:
-                    queued.append(message["frame"])
+                    queued.append(item)
         sent = 0
-        for socket, texts in frames.items():
-            for text in texts:
-                socket.send_frame(text)  # never waits: see SignalConsumer.push
-            sent += len(texts)
-            self._unflushed += len(texts)
+        for socket, items in frames.items():
+            socket.deliver(items)  # never waits: see SignalConsumer.push
+            sent += len(items)
+            self._unflushed += len(items)
             if self._unflushed >= YIELD_EVERY:
                 self._unflushed = 0
                 await asyncio.sleep(0)

@@ -11,7 +11,10 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-VERSION = 1
+#: The newest protocol version; a client says which one it speaks in its hello.
+VERSION = 2
+#: Versions served: a client of an earlier release keeps working (docs/protocol.md#versions).
+VERSIONS = (1, 2)
 
 # Error codes carried in reply.error.code and error.code.
 INVALID_FRAME = "invalid_frame"
@@ -55,7 +58,7 @@ class CloseCode:
 CLOSE_REASONS: dict[int, str] = {
     CloseCode.NORMAL: "",
     CloseCode.GOING_AWAY: "server shutting down",
-    CloseCode.BAD_HELLO: "the first frame must be a hello for protocol 1",
+    CloseCode.BAD_HELLO: "the first frame must be a hello for protocol 1 or 2",
     CloseCode.INVALID_KEY: "invalid window key",
     CloseCode.KEY_REFUSED: "key was issued to another user or the session has ended",
     CloseCode.HELLO_TIMEOUT: "no hello frame in time",

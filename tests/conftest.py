@@ -186,9 +186,9 @@ async def connect_raw(headers: Any = None) -> WebsocketCommunicator:
     return communicator
 
 
-async def open_window(key: str, headers: Any = None) -> Window:
+async def open_window(key: str, headers: Any = None, protocol: int = 1) -> Window:
     communicator = await connect_raw(headers)
-    await communicator.send_json_to({"type": "hello", "window_key": key, "protocol": 1})
+    await communicator.send_json_to({"type": "hello", "window_key": key, "protocol": protocol})
     welcome = await communicator.receive_json_from(timeout=5)
     assert welcome["type"] == "welcome", welcome
     return Window(communicator, welcome)
@@ -231,3 +231,14 @@ def browser() -> Iterator[Any]:
         )
         yield chromium
         chromium.close()
+
+
+def v2_frames(text: str) -> list[Any]:
+    """The frames of one protocol 2 websocket message, in order (docs/protocol.md): a frame
+    object, a compact signal (an array with a string head), or a batch of those."""
+    value = json.loads(text)
+    if isinstance(value, list) and value and not isinstance(value[0], str):
+        assert all(isinstance(v, dict) or (isinstance(v, list) and isinstance(v[0], str)) for v in value)
+        assert len(value) > 1, "a batch of one frame is sent as the frame"
+        return value
+    return [value]

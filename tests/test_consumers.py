@@ -3,16 +3,19 @@
 import asyncio
 import json
 import logging
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
-from floorchannels import BROADCAST, USER, WINDOW, acall
-from floorchannels.history import alias
+from floorchannels import BROADCAST, USER, WINDOW, acall, protocol
+from floorchannels.history import alias, with_position
+from floorchannels.hub import get_hub
+from floorchannels.messages import DELIVER
 from floorchannels.protocol import CloseCode
-from floorchannels.topics import group_for_topic
+from floorchannels.topics import BROADCAST_GROUP, group_for_topic
 from floorchannels.windows import ExpiredKey, load_key
 from tests.conftest import (
     await_until,
@@ -22,6 +25,7 @@ from tests.conftest import (
     nothing_before_marker,
     open_window,
     session_headers,
+    v2_frames,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -569,3 +573,81 @@ async def test_a_client_that_stops_reading_is_closed_and_holds_up_nobody(setting
     await server.inbox.put({"type": "websocket.disconnect", "code": 4507})
     await asyncio.wait_for(app, 5)
     await reader.close()
+
+
+# Protocol version 2 (docs/protocol.md#version-2) ------------------------------------------
+
+
+async def v2_message(window):
+    """The next websocket message of a version 2 window, as its list of frames."""
+    message = await window.ws.receive_output(timeout=5)
+    assert message["type"] == "websocket.send", message
+    return v2_frames(message["text"])
+
+
+def deliver_message(name, kwargs, seq, epoch):
+    """A broadcast group message as a publishing process sends it (version 1 frame inside)."""
+    text = protocol.encode({"type": "signal", "signal": name, "kwargs": kwargs, "id": uuid.uuid4().hex})
+    frame = with_position(text, alias(BROADCAST_GROUP), seq, epoch)
+    return {**DELIVER.build(id=uuid.uuid4().hex, frame=frame, multi=False), "group": BROADCAST_GROUP}
+
+
+async def test_a_version_2_window_gets_compact_signals():
+    window = await open_window(make_key(), protocol=2)
+    assert window.welcome["protocol"] == 2
+    await acall("t.hello", BROADCAST, kwargs={"n": 1})
+    [frame] = await v2_message(window)
+    assert frame == ["t.hello", {"n": 1}, alias(BROADCAST_GROUP), 1]
+    assert window.welcome["seqs"][alias(BROADCAST_GROUP)] == "0-0"
+    reply = await window.call("t.echo", value="x")  # requests and replies are unchanged
+    assert reply["result"]["kwargs"] == {"value": "x"}
+    await window.close()
+
+
+async def test_versions_1_and_2_are_served_side_by_side():
+    old, new = await open_window(make_key()), await open_window(make_key(), protocol=2)
+    await acall("t.both", BROADCAST, kwargs={"a": [1, "é"]})
+    v1 = await old.receive()
+    assert v1["type"] == "signal" and v1["signal"] == "t.both" and v1["kwargs"] == {"a": [1, "é"]}
+    assert len(v1["id"]) == 32 and v1["seq"] == "1-0"
+    [v2] = await v2_message(new)
+    assert v2 == ["t.both", {"a": [1, "é"]}, v1["g"], 1]
+    await old.close()
+    await new.close()
+
+
+async def test_a_batch_reaches_a_version_2_window_as_one_message_in_order():
+    old, new = await open_window(make_key()), await open_window(make_key(), protocol=2)
+    epoch = new.welcome["e"]
+    hub = await get_hub()
+    await hub.deliver_many([deliver_message("t.burst", {"i": i}, i + 1, epoch) for i in range(5)])
+    frames = await v2_message(new)
+    assert frames == [["t.burst", {"i": i}, alias(BROADCAST_GROUP), i + 1] for i in range(5)]
+    assert [(await old.receive())["kwargs"]["i"] for _ in range(5)] == list(range(5))  # v1: one each
+    await old.close()
+    await new.close()
+
+
+async def test_a_version_2_window_is_told_of_a_new_history_epoch_once():
+    window = await open_window(make_key(), protocol=2)
+    hub = await get_hub()
+    await hub.deliver_many([deliver_message("t.e", {"i": 0}, 1, "new-epoch")])
+    assert await v2_message(window) == [["t.e", {"i": 0}, alias(BROADCAST_GROUP), 1, "new-epoch"]]
+    await hub.deliver_many([deliver_message("t.e", {"i": 1}, 2, "new-epoch")])
+    assert await v2_message(window) == [["t.e", {"i": 1}, alias(BROADCAST_GROUP), 2]]
+    await window.close()
+
+
+@pytest.mark.parametrize("version", [0, 3, "2", True, None, 2.0])
+async def test_a_hello_for_an_unknown_protocol_version_is_refused(version):
+    ws = await connect_raw()
+    await ws.send_json_to({"type": "hello", "window_key": make_key(), "protocol": version})
+    assert await expect_close(ws) == CloseCode.BAD_HELLO
+
+
+async def test_a_hello_without_a_version_is_version_1():
+    ws = await connect_raw()
+    await ws.send_json_to({"type": "hello", "window_key": make_key()})
+    welcome = await ws.receive_json_from(timeout=5)
+    assert welcome["type"] == "welcome" and welcome["protocol"] == 1
+    await ws.disconnect()

@@ -20,6 +20,8 @@ from tests.conftest import (
     frames_before_pong,
     make_key,
     nothing_before_marker,
+    open_window,
+    v2_frames,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -344,3 +346,42 @@ async def test_a_windows_own_copy_names_its_users_group():
     assert set(got["o"]) == {alias(user_group(user.pk)), alias(BROADCAST_GROUP)}
     await nothing_before_marker(window)
     await window.close()
+
+
+async def test_a_version_2_window_resumes_without_a_gap_or_a_duplicate():
+    """The seam under protocol 2: the replay comes as batches of compact signals, and the
+    live copies of replayed messages are dropped although they carry no id."""
+    key = make_key()
+    window = await open_window(key, protocol=2)
+    await acall("m", BROADCAST, kwargs={"n": 0})
+    message = await window.ws.receive_output(timeout=5)
+    [[_, _, g, seq]] = v2_frames(message["text"])
+    await window.close()
+    for n in range(1, 50):
+        await acall("m", BROADCAST, kwargs={"n": n})
+
+    async def publish_during_replay():
+        for n in range(50, 80):
+            await acall("m", BROADCAST, kwargs={"n": n})
+            await asyncio.sleep(0)
+
+    publisher = asyncio.ensure_future(publish_during_replay())
+    back = await connect_raw()
+    resume = {"e": window.welcome["e"], "seqs": {g: f"{seq}-0"}}
+    await back.send_json_to({"type": "hello", "window_key": key, "protocol": 2, "resume": resume})
+    welcome = await back.receive_json_from(timeout=5)
+    assert welcome["type"] == "welcome" and welcome["protocol"] == 2
+    await publisher
+    await acall("end", BROADCAST)
+    numbers, batches = [], 0
+    while True:
+        frames = v2_frames((await back.receive_output(timeout=5))["text"])
+        batches += len(frames) > 1
+        signals = [f for f in frames if isinstance(f, list)]
+        assert all(len(f) == 4 and f[2] == g for f in signals), signals  # same epoch: no e
+        numbers += [f[1]["n"] for f in signals if f[0] == "m"]
+        if any(f[0] == "end" for f in signals):
+            break
+    assert numbers == list(range(1, 80)), str(numbers)
+    assert batches >= 1  # the replay of 49 messages is not 49 websocket messages
+    await back.disconnect()
