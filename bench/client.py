@@ -9,6 +9,11 @@ Driven by the harness over stdin/stdout, one JSON object per line:
 ``{"cmd": "connect", "n": 100}``, ``{"cmd": "reset"}``, ``{"cmd": "collect", "seqs": [...],
 "quiet": 2.0, "timeout": 60}``, ``{"cmd": "exit"}``. Each command is answered by one line.
 
+``--protocol`` is the floorchannels protocol version the hello asks for (2 by default, 1 to
+compare). A version 2 server sends each signal as a compact array, ``[signal, kwargs, ...]``,
+and may put a socket's signals of one hub batch in one message (an array of frames);
+:func:`signals` reads all three shapes, so one message may be several deliveries.
+
 ``--socketio`` speaks the Socket.IO 4 protocol (Engine.IO v4) over the plain websocket
 transport, for the Socket.IO peers: the server opens with ``0{...}``, the client connects
 to the default namespace with ``40`` and is ready on the server's ``40{...}``; events
@@ -48,6 +53,36 @@ def sio_event(payload: bytes) -> dict | None:
     if payload[:2] != b"42":
         return None
     return json.loads(payload[2:])[1]
+
+
+def frame_kwargs(frame: object) -> dict | None:
+    """One frame's signal kwargs: a compact signal (array, string head), a v1 signal object
+    (kwargs under ``"kwargs"``), or a bare payload object (raw Channels, the limit app);
+    None for any other frame (welcome, reply, pong, ...)."""
+    if isinstance(frame, list):
+        return frame[1] if frame and isinstance(frame[0], str) else None
+    if isinstance(frame, dict):
+        if "kwargs" in frame:
+            return frame["kwargs"] if frame.get("type", "signal") == "signal" else None
+        return None if "type" in frame else frame
+    return None
+
+
+def signals(payload: bytes, socketio: bool = False) -> list[dict]:
+    """The signals' kwargs in one websocket message, in order (several when it is a batch)."""
+    if socketio:
+        kwargs = sio_event(payload)
+        return [] if kwargs is None else [kwargs]
+    message = json.loads(payload)
+    if isinstance(message, list) and message and not isinstance(message[0], str):
+        return [kwargs for frame in message if (kwargs := frame_kwargs(frame)) is not None]  # a batch
+    kwargs = frame_kwargs(message)
+    return [] if kwargs is None else [kwargs]
+
+
+def json_size(value: object) -> int:
+    """Bytes of ``value`` as compact JSON: a payload's own size, to tell the envelope apart."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 class Socket(asyncio.Protocol):
@@ -136,9 +171,17 @@ class Socket(asyncio.Protocol):
 
 class Client:
     def __init__(
-        self, host: str, port: int, path: str, keys: bool, socketio: bool = False, source: str | None = None
+        self,
+        host: str,
+        port: int,
+        path: str,
+        keys: bool,
+        socketio: bool = False,
+        source: str | None = None,
+        protocol: int = 2,
     ) -> None:
         self.host, self.port = host, port
+        self.protocol = protocol
         #: The loopback address this process connects from (127.0.0.x): each source address
         #: has its own ~28,000 ephemeral ports, so 100,000 sockets need several.
         self.local_addr = (source, 0) if source else None
@@ -165,7 +208,9 @@ class Client:
 
         request = SimpleNamespace(user=AnonymousUser())
         return [
-            json.dumps({"type": "hello", "window_key": window_key(request), "protocol": 1}).encode()
+            json.dumps(
+                {"type": "hello", "window_key": window_key(request), "protocol": self.protocol}
+            ).encode()
             for _ in range(n)
         ]
 
@@ -174,7 +219,12 @@ class Client:
         _, socket = await loop.create_connection(
             lambda: Socket(self, hello), self.host, self.port, local_addr=self.local_addr
         )
-        await asyncio.wait_for(socket.ready, 30)
+        welcome = await asyncio.wait_for(socket.ready, 30)
+        if hello is not None:
+            answered = json.loads(welcome).get("protocol")
+            if answered != self.protocol:
+                socket.transport.close()
+                raise ConnectionError(f"asked for protocol {self.protocol}, the welcome says {answered}")
         return socket
 
     async def connect(self, n: int, concurrency: int) -> dict:
@@ -201,11 +251,32 @@ class Client:
         return {}
 
     async def collect(self, seqs: list[int], quiet: float, timeout: float) -> dict:
-        """Wait until every socket has every seq (or nothing arrived for ``quiet`` s)."""
+        """Wait until every socket has every seq (or nothing arrived for ``quiet`` s).
+
+        A socket is done when it has a message per seq or its last message carries the last
+        seq (a server sends a socket's signals in order; batches make fewer messages than
+        seqs). Only each socket's newest message is parsed while waiting, once.
+        """
         wanted = len(seqs)
         deadline, start = time.monotonic() + timeout, time.time()
+        done: set[int] = set()
+        checked: dict[int, int] = {}  # socket index -> messages it had when last looked at
+
+        def finished(index: int, socket: Socket) -> bool:
+            count = len(socket.received)
+            if index in done or count >= wanted:
+                done.add(index)
+                return True
+            if not count or checked.get(index) == count:
+                return False
+            checked[index] = count
+            if any(kwargs.get("s") == seqs[-1] for kwargs in signals(socket.received[-1][1], self.socketio)):
+                done.add(index)
+                return True
+            return False
+
         while time.monotonic() < deadline:
-            if all(len(socket.received) >= wanted for socket in self.sockets):
+            if all(finished(index, socket) for index, socket in enumerate(self.sockets)):
                 break
             if time.time() - max(self.last_receive, start) > quiet:
                 break
@@ -214,36 +285,43 @@ class Client:
         wanted_set = set(seqs)
         latencies: list[float] = []
         by_seq: dict[int, list[float]] = {}
-        lost = duplicated = deliveries = size = 0
+        lost = duplicated = deliveries = 0
+        size = 0.0
+        lone_sizes: list[int] = []  # messages carrying exactly one signal: their payload bytes
+        envelopes: list[int] = []  # ... less their kwargs' compact JSON
         first = last = None
+        signal_messages = 0
         for socket in self.sockets:
             seen: set[int] = set()
             for received_at, payload in socket.received:
-                if self.socketio:
-                    kwargs = sio_event(payload)
-                    if kwargs is None:
+                inside = signals(payload, self.socketio)
+                signal_messages += any(kwargs.get("s") in wanted_set for kwargs in inside)
+                for kwargs in inside:
+                    seq = kwargs.get("s")
+                    if seq not in wanted_set:
                         continue
-                else:
-                    message = json.loads(payload)
-                    kwargs = message.get("kwargs", message)
-                seq = kwargs.get("s")
-                if seq not in wanted_set:
-                    continue
-                if seq in seen:
-                    duplicated += 1
-                    continue
-                seen.add(seq)
-                deliveries += 1
-                size += len(payload)
-                latency = round((received_at - kwargs["t"]) * 1000, 3)
-                latencies.append(latency)
-                by_seq.setdefault(seq, []).append(latency)
-                first = received_at if first is None else min(first, received_at)
-                last = received_at if last is None else max(last, received_at)
+                    if seq in seen:
+                        duplicated += 1
+                        continue
+                    seen.add(seq)
+                    deliveries += 1
+                    size += len(payload) / len(inside)  # a batch's bytes shared by its signals
+                    if len(inside) == 1:
+                        lone_sizes.append(len(payload))
+                        envelopes.append(len(payload) - json_size(kwargs))
+                    latency = round((received_at - kwargs["t"]) * 1000, 3)
+                    latencies.append(latency)
+                    by_seq.setdefault(seq, []).append(latency)
+                    first = received_at if first is None else min(first, received_at)
+                    last = received_at if last is None else max(last, received_at)
             lost += wanted - len(seen)
         return {
             "deliveries": deliveries,
             "bytes": size,  # websocket payload bytes of the deliveries (frame headers excluded)
+            "signal_messages": signal_messages,  # websocket messages carrying deliveries
+            "lone": len(lone_sizes),
+            "lone_bytes": sum(lone_sizes),
+            "envelope_bytes": sum(envelopes),
             "lost": lost,
             "duplicated": duplicated,
             "first": first,
@@ -264,10 +342,11 @@ async def main() -> None:
     parser.add_argument("--keys", action="store_true", help="say hello with a window key")
     parser.add_argument("--socketio", action="store_true", help="speak Socket.IO 4 (Engine.IO v4)")
     parser.add_argument("--source", help="connect from this address (e.g. 127.0.0.2)")
+    parser.add_argument("--protocol", type=int, choices=[1, 2], default=2, help="floorchannels protocol")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    client = Client(args.host, args.port, args.path, args.keys, args.socketio, args.source)
+    client = Client(args.host, args.port, args.path, args.keys, args.socketio, args.source, args.protocol)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -51,7 +51,10 @@ async def measure(procs: int, args: argparse.Namespace, redis_url: str) -> dict:
         for port, server in zip(ports, servers, strict=True):
             await run.wait_port(port, server)
         publish = run.layer_publisher("fc", "pubsub", redis_url)
-        clients = [await run.ClientProcess.start(port, run.PATHS["fc"], True, env) for port in ports]
+        clients = [
+            await run.ClientProcess.start(port, run.PATHS["fc"], True, env, protocol=args.protocol)
+            for port in ports
+        ]
         shares = [args.clients // procs + (i < args.clients % procs) for i in range(procs)]
         await asyncio.gather(
             *(c.ask("connect", n=k, concurrency=25) for c, k in zip(clients, shares, strict=True))
@@ -117,6 +120,7 @@ async def amain(args: argparse.Namespace) -> dict:
         "server": args.server,
         "clients": args.clients,
         "messages": args.messages,
+        "protocol": args.protocol,
         "rounds": args.rounds,
         **{f"procs_{n}": {k: statistics.median(r[k] for r in rs) for k in keys} for n, rs in results.items()},
     }
@@ -133,6 +137,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quiet", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--protocol", type=int, choices=[1, 2], default=2, help="the sockets' protocol")
     args = parser.parse_args()
     sys.path.insert(0, str(run.ROOT))
     print(json.dumps(asyncio.run(amain(args))))

@@ -68,7 +68,9 @@ COLUMNS = {
     "p99_ms_paced10": False,
     "rss_per_conn_kib": False,
     "connects_per_s": True,
-    "bytes_per_frame": False,
+    "bytes_per_delivery": False,
+    "bytes_per_lone_frame": False,
+    "envelope_bytes": False,
 }
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -183,9 +185,17 @@ class ClientProcess:
 
     @classmethod
     async def start(
-        cls, port: int, path: str, keys: bool, env: dict, socketio: bool = False, source: str | None = None
+        cls,
+        port: int,
+        path: str,
+        keys: bool,
+        env: dict,
+        socketio: bool = False,
+        source: str | None = None,
+        protocol: int = 2,
     ) -> ClientProcess:
         args = [sys.executable, "-m", "bench.client", "--port", str(port), "--path", path]
+        args += ["--protocol", str(protocol)]
         args += ["--keys"] if keys else []
         args += ["--socketio"] if socketio else []
         args += ["--source", source] if source else []
@@ -404,6 +414,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         "layer": layer,
         "clients": args.clients,
         "messages": args.messages,
+        "protocol": getattr(args, "protocol", 2) if system == "fc" else None,
     }
     try:
         await wait_port(port, process)
@@ -421,6 +432,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                 env,
                 socketio,
                 f"127.0.0.{i + 2}" if args.sources else None,
+                getattr(args, "protocol", 2),
             )
             for i in range(args.client_procs)
         ]
@@ -495,13 +507,22 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
                     spread[s] = [min(first, low), max(last, high)]
             deliveries = sum(p["deliveries"] for p in parts)
             size = sum(p["bytes"] for p in parts)
+            lone = sum(p["lone"] for p in parts)
+            messages = sum(p["signal_messages"] for p in parts)
             last = max((p["last"] for p in parts if p["last"]), default=published)
             return {
                 "deliveries": deliveries,
                 "lost": sum(p["lost"] for p in parts),
                 "duplicated": sum(p["duplicated"] for p in parts),
                 "deliveries_per_s": round(deliveries / max(1e-9, last - start)),
-                "bytes_per_frame": round(size / deliveries) if deliveries else None,
+                # Payload bytes per delivery, a batch's bytes shared by its signals.
+                "bytes_per_delivery": round(size / deliveries, 1) if deliveries else None,
+                # A message carrying one signal, and that less the signal's kwargs (compact JSON).
+                "bytes_per_lone_frame": round(sum(p["lone_bytes"] for p in parts) / lone, 1)
+                if lone
+                else None,
+                "envelope_bytes": round(sum(p["envelope_bytes"] for p in parts) / lone, 1) if lone else None,
+                "deliveries_per_message": round(deliveries / messages, 2) if messages else None,
                 "publish_s": round(published - start, 3),
                 "p50_ms": percentile(latencies, 0.50),
                 "p99_ms": percentile(latencies, 0.99),
@@ -551,6 +572,7 @@ def figures(trial: dict | None) -> dict:
         return trial.get(phase, {}).get(key)
 
     return {
+        **lone_frame(trial),
         "deliveries_per_s": get("burst", "deliveries_per_s"),
         "lost": get("burst", "lost"),
         "p50_ms_paced": get("paced", "p50_ms"),
@@ -558,8 +580,18 @@ def figures(trial: dict | None) -> dict:
         "p99_ms_paced10": get("paced10", "p99_ms"),
         "rss_per_conn_kib": trial.get("rss_per_conn_kib"),
         "connects_per_s": trial.get("connects_per_s"),
-        "bytes_per_frame": get("burst", "bytes_per_frame"),
+        "bytes_per_delivery": get("burst", "bytes_per_delivery"),
     }
+
+
+def lone_frame(trial: dict | None) -> dict:
+    """The size of a message carrying one signal and its envelope, from the first phase that
+    had such messages: paced at 1/s each message is alone, a burst may batch them all."""
+    for phase in ("paced", "paced10", "burst"):
+        figures = (trial or {}).get(phase, {})
+        if figures.get("bytes_per_lone_frame") is not None:
+            return {key: figures[key] for key in ("bytes_per_lone_frame", "envelope_bytes")}
+    return {"bytes_per_lone_frame": None, "envelope_bytes": None}
 
 
 def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
@@ -572,6 +604,7 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
     line = {
         "clients": fc["clients"],
         "messages": fc["messages"],
+        "protocol": fc["protocol"],
         "layer": layer,
         "server": "daphne",
         "fc_deliveries_per_s": fc["burst"]["deliveries_per_s"],
@@ -601,8 +634,10 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
         "limit_cpu_us_per_connect": limit.get("server_cpu_us_per_connect"),
         "raw_connects_per_s": raw["connects_per_s"],
         "limit_connects_per_s": limit["connects_per_s"],
-        "fc_bytes_per_frame": fc["burst"]["bytes_per_frame"],
-        "limit_bytes_per_frame": limit["burst"]["bytes_per_frame"],
+        "fc_bytes_per_delivery": fc["burst"]["bytes_per_delivery"],
+        "fc_deliveries_per_message": fc["burst"]["deliveries_per_message"],
+        "limit_bytes_per_delivery": limit["burst"]["bytes_per_delivery"],
+        **{f"fc_{key}": value for key, value in lone_frame(fc).items()},
     }
     for system in ("fc", "limit"):
         uv = trials.get((system, "uvicorn"))
@@ -615,7 +650,10 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
             line[f"uvicorn_{system}_rss_per_conn_kib"] = uv["rss_per_conn_kib"]
             line[f"uvicorn_{system}_connects_per_s"] = uv["connects_per_s"]
             line[f"uvicorn_{system}_cpu_us_per_connect"] = uv.get("server_cpu_us_per_connect")
-            line[f"uvicorn_{system}_bytes_per_frame"] = uv["burst"]["bytes_per_frame"]
+            line[f"uvicorn_{system}_bytes_per_delivery"] = uv["burst"]["bytes_per_delivery"]
+            line[f"uvicorn_{system}_deliveries_per_message"] = uv["burst"]["deliveries_per_message"]
+            for key, value in lone_frame(uv).items():
+                line[f"uvicorn_{system}_{key}"] = value
     for peer, server in PEERS.items():
         if (peer, server) in trials:
             for column, value in figures(trials[(peer, server)]).items():
@@ -716,6 +754,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verbose", action="store_true", help="include every trial in the JSON line")
     parser.add_argument("--only", help="run only these trials, e.g. fc/daphne,limit/uvicorn")
     parser.add_argument("--concurrency", type=int, default=25, help="connects in flight per client process")
+    parser.add_argument(
+        "--protocol",
+        type=int,
+        choices=[1, 2],
+        default=2,
+        help="the floorchannels protocol its sockets ask for in their hello (1: the old frames, to compare)",
+    )
     parser.add_argument("--full", action="store_true", help="sweep and write docs/benchmarks.md")
     parser.add_argument("--sizes", default="10,100,1000,5000,10000", help="group sizes of the full mode")
     return parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
 Starts its own redis-server (unless ``--redis-url``) and one floorchannels server process
 (daphne or uvicorn), then runs ``--cycles`` cycles: ``--sockets`` windows connect at once
-(hello with a window key -> welcome; present in one topic unless ``--no-presence``), all of
+(hello with a window key and ``--protocol``, 2 by default -> welcome; present in one topic unless ``--no-presence``), all of
 them disconnect, and the harness waits until the server has seen every disconnect. After
 each cycle it prints the server's RSS, its Python heap (allocated blocks, after a full
 collection), and the Redis connections it holds (``CLIENT LIST``), and at the peak of the
@@ -174,7 +174,7 @@ def redis_clients(url: str) -> int:
         return len(client.client_list()) - 1
 
 
-def hellos(n: int, presence: bool) -> list[bytes]:
+def hellos(n: int, presence: bool, protocol: int = 2) -> list[bytes]:
     from types import SimpleNamespace
 
     from django.contrib.auth.models import AnonymousUser
@@ -184,17 +184,21 @@ def hellos(n: int, presence: bool) -> list[bytes]:
     request = SimpleNamespace(user=AnonymousUser())
     grants = {"topics": [SOAK_TOPIC], "presence": [SOAK_TOPIC]} if presence else {}
     return [
-        json.dumps({"type": "hello", "window_key": window_key(request, **grants), "protocol": 1}).encode()
+        json.dumps(
+            {"type": "hello", "window_key": window_key(request, **grants), "protocol": protocol}
+        ).encode()
         for _ in range(n)
     ]
 
 
-async def cycle(port: int, path: str, n: int, concurrency: int, presence: bool, redis_url: str) -> dict:
+async def cycle(
+    port: int, path: str, n: int, concurrency: int, presence: bool, redis_url: str, protocol: int = 2
+) -> dict:
     """N windows connect (at most ``concurrency`` at a time), then all disconnect."""
     from bench.client import Client, Socket
 
-    client = Client("127.0.0.1", port, path, keys=False)
-    frames = hellos(n, presence)
+    client = Client("127.0.0.1", port, path, keys=False, protocol=protocol)
+    frames = hellos(n, presence, protocol)
     limit = asyncio.Semaphore(concurrency)
     sockets: list[Socket] = []
     failed = 0
@@ -299,7 +303,13 @@ async def amain(args: argparse.Namespace) -> dict:
             f"redis connections {redis_clients(redis_url) if redis_url else '-'}")  # fmt: skip
         for number in range(1, args.cycles + 1):
             figures = await cycle(
-                port, "/ws/floorchannels/", args.sockets, args.concurrency, args.presence, redis_url
+                port,
+                "/ws/floorchannels/",
+                args.sockets,
+                args.concurrency,
+                args.presence,
+                redis_url,
+                args.protocol,
             )
             report = await wait_settled(port)
             row = {
@@ -347,6 +357,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-presence", dest="presence", action="store_false", help="windows not present in a topic"
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL"))
+    parser.add_argument(
+        "--protocol",
+        type=int,
+        choices=[1, 2],
+        default=2,
+        help="the protocol the windows ask for in their hello",
+    )
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="server traces allocations (FRAMES deep) and prints what grew per cycle")  # fmt: skip
     args = parser.parse_args(argv)
