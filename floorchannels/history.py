@@ -202,6 +202,20 @@ return result
 """
 
 
+_SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_APPEND, _POSITIONS)}
+
+
+async def _run(client: Any, script: str, keys: int, *args: Any) -> Any:
+    """Run a Lua script by its digest (``EVALSHA``), sending its text only when Redis does
+    not have it yet: the text costs Redis a digest and a lookup on every call."""
+    from redis.exceptions import NoScriptError  # the redis extra: only Redis histories get here
+
+    try:
+        return await client.evalsha(_SHAS[script], keys, *args)
+    except NoScriptError:
+        return await client.eval(script, keys, *args)  # which also caches it for next time
+
+
 class RedisHistory:
     """History in Redis: a counter and a capped stream per group, and one epoch key.
 
@@ -227,7 +241,8 @@ class RedisHistory:
 
     async def append(self, group: str, message_id: str, frame: str) -> tuple[str, int]:
         ttl = int(fc_settings.HISTORY_TTL)
-        epoch, seq = await self._client().eval(
+        epoch, seq = await _run(
+            self._client(),
             _APPEND,
             3,
             *self._keys(group),
@@ -257,7 +272,7 @@ class RedisHistory:
 
     async def _read_positions(self, groups: list[str]) -> tuple[str, dict[str, int]]:
         keys = [f"{self.prefix}epoch", *(self._keys(group)[1] for group in groups)]
-        epoch, *counters = await self._client().eval(_POSITIONS, len(keys), *keys, uuid.uuid4().hex[:16])
+        epoch, *counters = await _run(self._client(), _POSITIONS, len(keys), *keys, uuid.uuid4().hex[:16])
         epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
         return epoch, {group: int(counter) for group, counter in zip(groups, counters, strict=True)}
 

@@ -11,9 +11,27 @@ from floorchannels.history import RedisHistory
 pytestmark = pytest.mark.e2e
 
 
-async def eval_calls(client) -> int:
+async def eval_calls(client, command="eval") -> int:
     stats = await client.info("commandstats")
-    return stats.get("cmdstat_eval", {}).get("calls", 0)
+    return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
+async def test_scripts_run_by_digest_and_survive_a_script_flush(redis):
+    """Appends send the script's digest, not its text; a Redis that lost its script cache
+    (a restart, SCRIPT FLUSH) is sent the text once and the append still happens."""
+    history = RedisHistory(redis.url)
+    client = aioredis.Redis.from_url(redis.url)
+    await history.append("digest-room", "id-0", '{"type":"signal"}')
+    evals, evalshas = await eval_calls(client), await eval_calls(client, "evalsha")
+    for n in range(1, 11):
+        await history.append("digest-room", f"id-{n}", '{"type":"signal"}')
+    assert await eval_calls(client) == evals
+    assert await eval_calls(client, "evalsha") == evalshas + 10
+    await client.script_flush()
+    _epoch, seq = await history.append("digest-room", "id-11", '{"type":"signal"}')
+    assert seq == 12
+    assert await eval_calls(client) == evals + 1
+    await client.aclose()
 
 
 async def test_concurrent_position_reads_share_round_trips(redis):
@@ -24,12 +42,12 @@ async def test_concurrent_position_reads_share_round_trips(redis):
         for _ in range(n):
             await history.append(f"room-{n}", f"id-{n}", '{"type":"signal"}')
     client = aioredis.Redis.from_url(redis.url)
-    before = await eval_calls(client)
+    before = await eval_calls(client, "evalsha")
 
     windows = [[f"room-{n % 5}", f"window-{n}"] for n in range(100)]
     answers = await asyncio.gather(*(history.positions(groups) for groups in windows))
 
-    calls = await eval_calls(client) - before
+    calls = await eval_calls(client, "evalsha") - before
     assert calls < 20, calls
     epochs = {epoch for epoch, _ in answers}
     assert len(epochs) == 1
