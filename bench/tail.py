@@ -15,7 +15,9 @@ burst, then 1/s and 10/s) under daphne and uvicorn with the server's timestamps 
 - ``gc``: garbage collection time in the server during the message, ``lag``: the longest
   event loop stall (a 5 ms timer late by more than 5 ms) during it.
 
-The slowest messages are listed with their parts. ``--rounds`` alternates the servers.
+The slowest messages are listed with their parts. ``--rounds`` alternates the servers. The
+sockets speak protocol 2 unless ``--protocol 1``; the trace follows the hub's messages, which
+are the same under both.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ async def amain(args: argparse.Namespace) -> list[dict]:
                     run.log(f"fc under {server}, round {number + 1}")
                     result = await run.trial("fc", server, "pubsub", args, redis.url)
                     trace = Path(trace_dir) / f"{result['server_pid']}.jsonl"
-                    report = {"server": server, "round": number + 1}
+                    report = {"server": server, "round": number + 1, "protocol": args.protocol}
                     for name in ("paced", "paced10"):
                         if name in result:
                             report[name] = analyse(result[name], trace, appends)
