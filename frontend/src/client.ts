@@ -29,15 +29,22 @@
  *
  * Recovery (`recovery.ts`): the client remembers the last contiguous `seq` of
  * each group and the history epoch from `signal` frames, sends them as `resume`
- * in the `hello` of every reconnect, runs handlers once per message id, and turns
- * `resync` frames into a `resync` event. A gap in a group's seqs still open after
+ * in the `hello` of every reconnect, runs handlers once per message (known by id
+ * or position), and turns `resync` frames into a `resync` event. A gap in a group's seqs still open after
  * `gapTimeout` ms makes it reconnect, so the server replays what is missing.
+ *
+ * Protocol version 2 (`frames.ts`): the server sends signals as compact arrays, several
+ * frames in one message; they are decoded into the same frames, without ids, so the rest
+ * of the client does not tell the versions apart. A server that only knows version 1
+ * refuses the hello (4400) before any welcome: the client then says version 1, for good.
  */
 
 import { Backoff } from "./backoff.js";
 import { websocketUrl } from "./config.js";
 import { WindowKeyError, toGrant } from "./keys.js";
 import type { GetWindowKey, WindowKeyGrant } from "./keys.js";
+import { Frames } from "./frames.js";
+import type { SignalFrame } from "./frames.js";
 import { Recovery } from "./recovery.js";
 import type { ResyncDetail } from "./recovery.js";
 import { FloorchannelsError } from "./errors.js";
@@ -53,7 +60,10 @@ import type {
   SubscriptionErrorDetail,
 } from "./subscriptions.js";
 
-export const PROTOCOL_VERSION = 1;
+/** The protocol version the client asks for (it falls back to 1 for a server that refuses it). */
+export const PROTOCOL_VERSION = 2;
+/** The close code of a refused hello: from a version 1 server, also the answer to a version 2 hello. */
+const BAD_HELLO_CLOSE_CODE = 4400;
 
 /** Close codes after which retrying with the same key cannot succeed. */
 export const REFUSED_CLOSE_CODES: ReadonlySet<number> = new Set([4400, 4401, 4403, 4410]);
@@ -146,19 +156,7 @@ export interface CallReply<T = unknown> {
   queued: boolean;
 }
 
-/** A `signal` frame as the server sends it. */
-export interface SignalFrame {
-  type: "signal";
-  signal: string;
-  kwargs: Record<string, any>;
-  id?: string | number;
-  /** The group alias, when the group keeps history (`client.topicOf(frame)` names a topic's). */
-  g?: string;
-  /** The message's position in that group's history (`"1732200000000-3"`). */
-  seq?: string;
-  /** The history epoch. */
-  e?: string | number;
-}
+export type { SignalFrame } from "./frames.js";
 
 export type SignalHandler = (kwargs: Record<string, any>, frame: SignalFrame) => unknown;
 
@@ -298,6 +296,9 @@ export class Client extends EventTarget {
   private nextCallId = 1;
   private nextPingId = 1;
   private readonly recovery = new Recovery();
+  private readonly frames = new Frames();
+  /** The protocol version the next hello says. */
+  private protocol = PROTOCOL_VERSION;
   /** Whether a socket was ever welcomed: later sockets are reconnects, which resume. */
   private welcomedBefore = false;
   private readonly topics = new Topics({
@@ -305,8 +306,8 @@ export class Client extends EventTarget {
     isOpen: () => this.state === "open" && this.ws !== null && this.ws.readyState === OPEN,
     send: (frame) => this.send(frame),
     // The group's position when the window entered it: a drop before its first message
-    // still resumes it from there (a frame without an id only moves the position).
-    entered: (g, e, seq) => void this.recovery.signal({ g, e, seq }),
+    // still resumes it from there.
+    entered: (g, e, seq) => this.recovery.entered(g, e, seq),
     left: (g) => this.recovery.resynced(g),
     emitTopic: (detail) => this.emit("topic", detail),
   });
@@ -607,7 +608,7 @@ export class Client extends EventTarget {
       if (ws === this.ws) this.sendHello();
     };
     ws.onmessage = (event) => {
-      if (ws === this.ws) this.receive(event.data);
+      if (ws === this.ws) this.receive(ws, event.data);
     };
     ws.onclose = (event) => {
       if (ws === this.ws) this.socketClosed(event.code, event.reason || "");
@@ -632,18 +633,21 @@ export class Client extends EventTarget {
   }
 
   private socketClosed(code: number, reason: string): void {
+    const welcomed = this.state === "open";
     this.detach();
     this.subscriptions.disconnected();
     this.topics.disconnected();
     this.failSent("disconnected", "floorchannels: the connection dropped before the reply came");
     if (this.state === "closed") return;
+    // A server that only knows version 1 refuses a version 2 hello: try again saying 1.
+    const fellBack = code === BAD_HELLO_CLOSE_CODE && !welcomed && this.fallBack();
     if (code === EXPIRED_CLOSE_CODE && this.getWindowKey) {
       this.keyStale = true; // the next attempt asks for a new key first
     } else if (code === REPLACED_CLOSE_CODE && this.getWindowKey) {
       this.keyStale = true;
       this.replacedKeys = new Set([this.firstKey, this.windowKey]);
       this.emit("replaced", { code, reason, final: false });
-    } else if (REFUSED_CLOSE_CODES.has(code) || code === REPLACED_CLOSE_CODE) {
+    } else if ((REFUSED_CLOSE_CODES.has(code) && !fellBack) || code === REPLACED_CLOSE_CODE) {
       this.shutdown(code, reason);
       return;
     }
@@ -708,16 +712,28 @@ export class Client extends EventTarget {
 
   // ---- frames -------------------------------------------------------------
 
-  private receive(data: unknown): void {
+  /** One websocket message: a frame, or (protocol 2) a batch of them, each handled as if alone. */
+  private receive(ws: WebSocketLike, data: unknown): void {
     clearTimeout(this.deadTimer);
     this.deadTimer = undefined;
-    let frame: any;
+    let message: unknown;
     try {
-      frame = JSON.parse(String(data));
+      message = JSON.parse(String(data));
     } catch {
       console.warn("floorchannels: ignoring a frame that is not JSON");
       return;
     }
+    for (const frame of this.frames.split(message)) {
+      // A handler may have closed the client: what followed in the batch is not for it.
+      if (ws !== this.ws) return;
+      if (Array.isArray(frame)) {
+        const signal = this.frames.signal(frame, this.recovery.currentEpoch);
+        if (signal) this.signalled(signal);
+      } else this.handle(frame);
+    }
+  }
+
+  private handle(frame: any): void {
     if (!frame || typeof frame !== "object") return;
     switch (frame.type) {
       case "welcome":
@@ -730,9 +746,7 @@ export class Client extends EventTarget {
         if (frame.subscription !== undefined && typeof frame.action === "string") this.subscriptions.event(frame as EventFrame);
         break;
       case "signal":
-        if (typeof frame.signal !== "string") break;
-        if (this.recovery.signal(frame)) this.dispatchSignal(frame as SignalFrame);
-        this.watchGaps();
+        if (typeof frame.signal === "string") this.signalled(frame as SignalFrame);
         break;
       case "resync":
         this.resynced(frame);
@@ -759,7 +773,26 @@ export class Client extends EventTarget {
     }
   }
 
+  /** A signal frame (either version's): its handlers run unless it was handled already. */
+  private signalled(frame: SignalFrame): void {
+    if (this.recovery.signal(frame)) this.dispatchSignal(frame);
+    this.watchGaps();
+  }
+
+  /**
+   * The server speaks protocol version 1: it refused a version 2 hello (4400 before a
+   * welcome), or its welcome says 1 (or no version). Every later hello says 1, for this
+   * client's life: asking again would only be refused again. Returns whether the client
+   * was asking for version 2 until now.
+   */
+  private fallBack(): boolean {
+    if (this.protocol === 1) return false;
+    this.protocol = 1;
+    return true;
+  }
+
   private welcomed(frame: WelcomeFrame): void {
+    if (frame.protocol !== PROTOCOL_VERSION) this.fallBack();
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.windowId = frame.window_id;
@@ -783,7 +816,7 @@ export class Client extends EventTarget {
 
   /** `hello`, with `resume` on a reconnect when there is anything to resume (a refreshed key is the same window). */
   private sendHello(): void {
-    const hello: Record<string, unknown> = { type: "hello", window_key: this.windowKey, protocol: PROTOCOL_VERSION };
+    const hello: Record<string, unknown> = { type: "hello", window_key: this.windowKey, protocol: this.protocol };
     const resume = this.welcomedBefore ? this.recovery.resume() : undefined;
     if (resume) hello.resume = resume;
     // Topics joined at runtime, for a key that may not list them (a new window's key).

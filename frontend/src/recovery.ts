@@ -8,14 +8,17 @@
  *   epoch `e` (a new epoch forgets every seq: they mean nothing in the new
  *   history). A frame beyond it opens a gap: the
  *   frames after the gap are handled at once, late frames closing it are still
- *   handled (by id, once), and a gap still open after a deadline makes the client
- *   reconnect and resume from the contiguous position, so the server replays what
+ *   handled (once, known by id or position), and a gap still open after a
+ *   deadline makes the client reconnect and resume from the contiguous position,
+ *   so the server replays what
  *   is missing (or answers `resync`). A message sent to several groups reaches a
  *   window once; its `o` field lists its positions in the other groups;
  * - the `resume` object of the next `hello`: `{e, seqs: {alias: seq}}`, the
  *   contiguous positions;
  * - the last 1,000 message ids handled (a replay may offer a message again
- *   through another group);
+ *   through another group), and as many positions (`alias:seq`, of the frame's
+ *   group and of its `o`) seen in the current epoch: protocol 2 sends no ids, a
+ *   position names one message just as well;
  * - `resync`: history cannot fill the gap, so the group's seq is dropped.
  */
 
@@ -46,7 +49,7 @@ export interface ResumeState {
   seqs: Record<string, string>;
 }
 
-/** How many message ids are remembered for deduplication. */
+/** How many message ids (and as many positions) are remembered for deduplication. */
 export const RECENT_IDS = 1000;
 /**
  * Seqs past a gap after which the gap is overdue at once (the client reconnects without
@@ -109,31 +112,53 @@ export class Recovery {
   private readonly gaps = new Map<string, Gap>();
   /** Message ids handled, oldest first (a Set iterates in insertion order). */
   private readonly ids = new Set<string>();
+  /** Positions (`alias:seq`) seen in this epoch, oldest first. */
+  private readonly seen = new Set<string>();
 
   constructor(
     private readonly maxIds = RECENT_IDS,
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** The history epoch of the stored seqs (a protocol 2 signal without `e` is in it). */
+  get currentEpoch(): string | number | undefined {
+    return this.epoch;
+  }
+
   /**
    * Note a `signal` frame: its `g`/`seq`/`e` (and `o`, its positions in other groups),
-   * and its `id`. Returns false when the id was handled already (its handlers must not
-   * run again).
+   * and its `id`. Returns false when it was handled already (its handlers must not run
+   * again): its id was, or one of its positions was seen (a protocol 2 frame has no id).
    */
   signal(frame: { g?: unknown; seq?: unknown; e?: unknown; o?: unknown; id?: unknown }): boolean {
+    let seenBefore = false;
     if (this.sameEpoch(frame.e)) {
+      const positions: [unknown, unknown][] = [[frame.g, frame.seq]];
       this.track(frame.g, frame.seq, true);
       if (frame.o && typeof frame.o === "object") {
         // Only groups this window is in: their positions came with welcome.
-        for (const [g, seq] of Object.entries(frame.o as Record<string, unknown>)) this.track(g, seq, false);
+        for (const [g, seq] of Object.entries(frame.o as Record<string, unknown>)) {
+          this.track(g, seq, false);
+          positions.push([g, seq]);
+        }
+      }
+      for (const [g, seq] of positions) {
+        if (typeof g === "string" && g && typeof seq === "string" && !remember(this.seen, `${g}:${seq}`, this.maxIds)) {
+          seenBefore = true;
+        }
       }
     }
-    if (frame.id === undefined || frame.id === null) return true;
-    const id = String(frame.id);
-    if (this.ids.has(id)) return false;
-    this.ids.add(id);
-    if (this.ids.size > this.maxIds) this.ids.delete(this.ids.values().next().value as string);
-    return true;
+    if (frame.id === undefined || frame.id === null) return !seenBefore;
+    return remember(this.ids, String(frame.id), this.maxIds) && !seenBefore;
+  }
+
+  /**
+   * Where group `g` stands as the window enters it (a topic joined): a drop before its
+   * first message still resumes it from there. No message is at that position for this
+   * window, so none is marked seen.
+   */
+  entered(g: string, e: unknown, seq: unknown): void {
+    if (this.sameEpoch(e)) this.track(g, seq, true);
   }
 
   /**
@@ -222,6 +247,7 @@ export class Recovery {
     if (e !== this.epoch) {
       this.seqs.clear();
       this.gaps.clear();
+      this.seen.clear(); // positions restart in a new history
       this.epoch = e;
     }
     return true;
@@ -260,4 +286,12 @@ export class Recovery {
     }
     this.seqs.set(g, `${position}-0`);
   }
+}
+
+/** Add `key` to `recent` (bounded to `max`, oldest out first); false when it was there already. */
+function remember(recent: Set<string>, key: string, max: number): boolean {
+  if (recent.has(key)) return false;
+  recent.add(key);
+  if (recent.size > max) recent.delete(recent.values().next().value as string);
+  return true;
 }

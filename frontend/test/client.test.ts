@@ -45,7 +45,7 @@ describe("handshake and state", () => {
     const ws = FakeSocket.last;
     expect(ws.url).toBe("ws://example.test/ws/floorchannels/");
     ws.open();
-    expect(ws.sent).toEqual([{ type: "hello", window_key: "key-1", protocol: 1 }]);
+    expect(ws.sent).toEqual([{ type: "hello", window_key: "key-1", protocol: 2 }]);
     expect(client.state).toBe("connecting");
     ws.welcome({ window_id: "abc" });
     expect(client.state).toBe("open");
@@ -406,7 +406,7 @@ describe("reconnect", () => {
     vi.advanceTimersByTime(500);
     const second = FakeSocket.last;
     second.open();
-    expect(second.sent[0]).toEqual({ type: "hello", window_key: "key-3", protocol: 1 });
+    expect(second.sent[0]).toEqual({ type: "hello", window_key: "key-3", protocol: 2 });
   });
 
   it("retries at once when the browser comes back online", () => {
@@ -438,7 +438,8 @@ describe("reconnect", () => {
 });
 
 describe("refused keys", () => {
-  for (const code of [4400, 4401, 4403, 4410]) {
+  // 4400 is final too, once the client says protocol 1 (see protocol2.test.ts).
+  for (const code of [4401, 4403, 4410]) {
     it(`stops for good after close ${code}`, async () => {
       const client = makeClient();
       const refused = events(client, "refused");

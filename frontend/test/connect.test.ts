@@ -62,7 +62,7 @@ describe("connect()", () => {
     const ws = FakeSocket.last;
     expect(ws.url).toBe(`ws://${location.host}/ws/floorchannels/`);
     ws.open();
-    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "page-key", protocol: 1 });
+    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "page-key", protocol: 2 });
     client.close();
   });
 

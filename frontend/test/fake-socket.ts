@@ -43,7 +43,7 @@ export class FakeSocket implements WebSocketLike {
     this.onmessage?.({ data: typeof frame === "string" ? frame : JSON.stringify(frame) });
   }
   welcome(extra: object = {}): void {
-    this.receive({ type: "welcome", window_id: "w1", protocol: 1, heartbeat: 25, key_expires: 2e9, ...extra });
+    this.receive({ type: "welcome", window_id: "w1", protocol: 2, heartbeat: 25, key_expires: 2e9, ...extra });
   }
   /** Open and welcome in one go. */
   accept(extra: object = {}): void {

@@ -72,7 +72,7 @@ describe("getWindowKey: the first key", () => {
     expect(client.url).toBe("ws://api.test:8001/ws/floorchannels/");
     expect(refreshes).toEqual([{ windowKey: "k1", keyExpires: now() + 3600, source: "getWindowKey" }]);
     ws.open();
-    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "k1", protocol: 1 });
+    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "k1", protocol: 2 });
     ws.welcome();
     const call = ws.sentOfType("call")[0];
     ws.receive({ type: "reply", id: call.id, ok: true, result: 2 });
@@ -147,7 +147,7 @@ describe("getWindowKey: an expired key (4410)", () => {
     ws = FakeSocket.last;
     ws.open();
     // A new key, the same recovery state: the server replays what was missed.
-    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "new", protocol: 1, resume: { e: "E1", seqs: { G: "2-0" } } });
+    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "new", protocol: 2, resume: { e: "E1", seqs: { G: "2-0" } } });
     ws.welcome({ e: "E1", seqs: { G: "4-0" } });
     ws.receive({ type: "signal", signal: "chat", kwargs: { n: 2 }, id: "m2", g: "G", seq: "2-0", e: "E1" });
     ws.receive({ type: "signal", signal: "chat", kwargs: { n: 3 }, id: "m3", g: "G", seq: "3-0", e: "E1" });
@@ -337,7 +337,7 @@ describe("close reasons and a replaced window", () => {
     await keys.answer("own-key");
     ws = FakeSocket.last;
     ws.open();
-    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "own-key", protocol: 1, resume: { e: "E", seqs: { U: "3-0" } } });
+    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "own-key", protocol: 2, resume: { e: "E", seqs: { U: "3-0" } } });
     ws.welcome({ window_id: "w-new" });
     expect(client.windowId).toBe("w-new");
   });

@@ -99,13 +99,13 @@ describe("resume in hello", () => {
   it("is not sent on the first connect of the page", () => {
     const ws = FakeSocket.last;
     ws.open();
-    expect(ws.sent).toEqual([{ type: "hello", window_key: "k1", protocol: 1 }]);
+    expect(ws.sent).toEqual([{ type: "hello", window_key: "k1", protocol: 2 }]);
   });
 
   it("is not sent on a reconnect when there is nothing to resume", () => {
     FakeSocket.last.accept();
     FakeSocket.last.receive({ type: "signal", signal: "s", kwargs: {}, id: "m1" }); // no history
-    expect(reopen().sent[0]).toEqual({ type: "hello", window_key: "k1", protocol: 1 });
+    expect(reopen().sent[0]).toEqual({ type: "hello", window_key: "k1", protocol: 2 });
   });
 
   it("carries the epoch and the last seq of each group on every reconnect", () => {
@@ -118,7 +118,7 @@ describe("resume in hello", () => {
     expect(ws.sent[0]).toEqual({
       type: "hello",
       window_key: "k1",
-      protocol: 1,
+      protocol: 2,
       resume: { e: "E1", seqs: { aliasWINDOW1: "1732200000000-3", aliasUSER0001: "10-0" } },
     });
     // A replayed frame moves the seq on for the next reconnect.
@@ -134,7 +134,7 @@ describe("resume in hello", () => {
     ws.receive(signal("m1", "G1", "5-0", 7));
     ws.receive({ type: "refresh", window_key: "k2", key_expires: 123 });
     ws = reopen();
-    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "k2", protocol: 1, resume: { e: 7, seqs: { G1: "5-0" } } });
+    expect(ws.sent[0]).toEqual({ type: "hello", window_key: "k2", protocol: 2, resume: { e: 7, seqs: { G1: "5-0" } } });
     ws = reopen(); // no welcome on the previous attempt
     expect(ws.sent[0].resume).toEqual({ e: 7, seqs: { G1: "5-0" } });
   });
