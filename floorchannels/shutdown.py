@@ -18,8 +18,8 @@ signal on to exactly what would have run without us. Servers install theirs in t
 
 Where SIGTERM is ignored (``SIG_IGN``), nothing is installed: the process was told not to
 stop, so its windows are not told it is going. Where the handler cannot be chained (set
-outside Python, or by a loop whose table cannot be read, such as uvloop's), nothing is
-installed either and a warning says so: the server then stops as it always did.
+outside Python, or by a loop whose table cannot be read, such as uvloop's and rloop's),
+nothing is installed either and a warning says so: the server then stops as it always did.
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def _previous(loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
         # (or a table we cannot read): another loop, or uvloop, owns the handler.
         logger.warning(
             "SIGTERM's handler cannot be chained here (%r): windows are not closed with 4503 "
-            "before this server stops.",
+            "before this server stops. Under uvloop or rloop, run the server on asyncio's loop "
+            "(granian: --loop asyncio; see docs/deployment.md).",
             current,
         )
         return None
@@ -171,5 +172,16 @@ def _loop_handler(
 
 
 def _is_loop_placeholder(handler: Any) -> bool:
-    """The Python-level handler an event loop sets while its own table does the work."""
-    return getattr(handler, "__name__", "") == "_sighandler_noop"
+    """The Python-level handler an event loop sets while its own table does the work.
+
+    asyncio's is ``_sighandler_noop``; uvloop's is a bound method of the loop; rloop's (the
+    loop granian prefers when it is installed) is ``rloop.utils._noop``. uvloop and rloop
+    also learn of the signal from the wakeup fd, whatever Python-level handler is set:
+    putting ours in place of theirs would not hold the server's handler back (granian on
+    either stopped at once, and most windows never got their 4503).
+    """
+    if getattr(handler, "__name__", "") == "_sighandler_noop":
+        return True
+    if str(getattr(handler, "__module__", "")).startswith("rloop."):
+        return True
+    return isinstance(getattr(handler, "__self__", None), asyncio.AbstractEventLoop)

@@ -104,3 +104,26 @@ async def test_a_socket_arriving_after_sigterm_is_refused_unavailable():
         assert (message["code"], message["reason"]) == (CloseCode.UNAVAILABLE, "server shutting down")
     finally:
         shutdown._stopping.discard(id(hub))
+
+
+def test_uvloops_and_rloops_handlers_are_seen_as_loop_placeholders():
+    """uvloop sets a bound method of its loop, rloop ``rloop.utils._noop``: both loops also
+    hear the signal through the wakeup fd, so neither handler can be held back (see
+    tests/e2e/test_shutdown.py, granian on uvloop). Shapes copied from uvloop 0.23 and
+    rloop 0.5; a plain server handler is not mistaken for one."""
+
+    class Loop(asyncio.AbstractEventLoop):  # uvloop.Loop is one too
+        def __sighandler(self, signum, frame):  # uvloop's name for it
+            pass
+
+    def _noop(signum, frame):
+        pass
+
+    _noop.__module__ = "rloop.utils"
+
+    def server_handler(signum, frame):
+        pass
+
+    assert shutdown._is_loop_placeholder(Loop()._Loop__sighandler)
+    assert shutdown._is_loop_placeholder(_noop)
+    assert not shutdown._is_loop_placeholder(server_handler)

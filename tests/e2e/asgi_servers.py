@@ -34,13 +34,24 @@ COMMANDS = {
         "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets-sansio", APP,
     ],
     "hypercorn": lambda port: ["-m", "hypercorn", "--workers", "0", "-b", f"127.0.0.1:{port}", APP],
+    # granian picks rloop, then uvloop, when installed (--loop auto): the loop is named.
     "granian": lambda port: [
-        "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), APP,
+        "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "asyncio", APP,
+    ],
+    "granian-uvloop": lambda port: [
+        "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", APP,
     ],
 }  # fmt: skip
 
 #: The module each server needs; a server that is not installed is skipped, not failed.
-MODULES = {"uvicorn-wsproto": "wsproto", "hypercorn": "hypercorn", "granian": "granian"}
+MODULES = {
+    "uvicorn-wsproto": "wsproto",
+    "hypercorn": "hypercorn",
+    "granian": "granian",
+    "granian-uvloop": "uvloop",
+}
 
 
 class AsgiServer:
