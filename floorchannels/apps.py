@@ -14,12 +14,13 @@ class FloorchannelsConfig(AppConfig):
         from .hub import register_handler
         from .joins import on_topic_message
         from .layers import watch_channels_redis
-        from .revocation import connect_signals, on_replaced, on_revoke
+        from .revocation import connect_signals, on_replaced, on_replaced_many, on_revoke
 
         connect_signals()
         watch_channels_redis()
         register_handler(messages.REVOKE, on_revoke)
         register_handler(messages.REPLACE, on_replaced)
+        register_handler(messages.REPLACE_MANY, on_replaced_many)
         register_handler(messages.TOPIC, on_topic_message)
         if apps.is_installed("rest_framework"):
             from .rest.delivery import on_message

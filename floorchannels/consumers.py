@@ -193,7 +193,7 @@ class SignalConsumer:
             except Exception:
                 logger.exception("Presence join failed (window %s).", self.window_id)
         # Any older socket of this window, in any process, is closed: the newest one wins.
-        spawn(announce_window(self), "announce a window's socket", self._task_set())
+        announce_window(self)
         return True
 
     async def _read_hello(self, receive: Any) -> dict[str, Any] | None:

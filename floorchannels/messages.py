@@ -57,6 +57,11 @@ PROBE = MessageType("fc.probe", {"token": (str,)}, {})
 REVOKE = MessageType("fc.revoke", {"group": (str,), "reason": (str,)}, {"session": (str, _NONE)})
 #: A window's newest socket announces itself: older sockets of the window close (4409).
 REPLACE = MessageType("fc.replace", {"group": (str,), "keep": (str,), "at": _NUMBER}, {})
+#: Several windows' newest sockets, announced together: ``windows`` is a list of
+#: ``[group, keep, at]`` (see revocation.announce_window). Releases before it read only
+#: ``fc.replace``; during a rolling deploy they skip these (counted, logged once), so an
+#: older socket in such a process stays open until that process is replaced.
+REPLACE_MANY = MessageType("fc.replace_many", {"windows": (list,)}, {})
 #: A live resource changed (see floorchannels.rest.events).
 RESOURCE = MessageType(
     "fc.resource",
@@ -68,7 +73,9 @@ RESOURCE = MessageType(
 #: or ``revoke``, ``topic`` the canonical topic.
 TOPIC = MessageType("fc.topic", {"group": (str,), "action": (str,), "topic": (str,)}, {"presence": (bool,)})
 
-TYPES: dict[str, MessageType] = {t.name: t for t in (DELIVER, RUN, PROBE, REVOKE, REPLACE, RESOURCE, TOPIC)}
+TYPES: dict[str, MessageType] = {
+    t.name: t for t in (DELIVER, RUN, PROBE, REVOKE, REPLACE, REPLACE_MANY, RESOURCE, TOPIC)
+}
 
 
 class InvalidMessage(Exception):

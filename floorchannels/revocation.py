@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from typing import Any
 
 from django.apps import apps
@@ -28,7 +29,7 @@ from .layers import channel_layer, group_send
 from .protocol import CloseCode
 from .syncloop import run_sync
 from .tasks import spawn
-from .topics import user_group, window_group
+from .topics import BROADCAST_GROUP, user_group, window_group
 
 logger = logging.getLogger("floorchannels.revocation")
 
@@ -78,6 +79,7 @@ _REASONS = {
 #: Close the sockets of window ``group`` older than (``at``, ``keep``): see announce_window.
 #: Declared here and added to messages.TYPES by :func:`connect_signals`.
 REPLACE = messages.REPLACE
+REPLACE_MANY = messages.REPLACE_MANY
 
 
 def _socket_id(hub: Any, socket: Any) -> str:
@@ -85,28 +87,95 @@ def _socket_id(hub: Any, socket: Any) -> str:
     return f"{hub.channel_name}#{id(socket):x}"
 
 
-async def announce_window(socket: Any) -> None:
+#: Most windows named in one announcement message.
+ANNOUNCE_BATCH = 500
+#: Most announcements waiting per process; past it the oldest are dropped (counted, logged).
+ANNOUNCE_MAX_PENDING = 20_000
+
+
+def announce_window(socket: Any) -> None:
     """Tell every process that ``socket`` now serves its window: older sockets of the same
     window (the same window key, or its refreshed copy) are closed with 4409.
 
     "Older" is by hello time, ties broken by socket id, so two sockets that open at once in
     two processes never close each other: exactly one stays. A client's own reconnect is the
     newest socket, so it stays and the socket it left behind (maybe half-open) goes.
+
+    A message per connect was a tenth of a connect's CPU in a reconnect storm: announcements
+    made while one is on its way wait and leave together, in one message to BROADCAST's
+    carrier, which every process with a socket is in.
     """
     hub = socket.hub
-    group = window_group(socket.window_id)
-    message = REPLACE.build(group=group, keep=_socket_id(hub, socket), at=socket.opened_at)
-    try:
-        await group_send(hub.layer, group, message)
-    except Exception:
-        # The window works; only an older socket of it, if any, stays open.
-        logger.warning("Could not announce window %s to other processes.", socket.window_id, exc_info=True)
+    announcements = _announcements.get(hub)
+    if announcements is None:
+        announcements = _announcements[hub] = _Announcements(hub)
+    announcements.add([window_group(socket.window_id), _socket_id(hub, socket), socket.opened_at])
+
+
+class _Announcements:
+    """One process's announcements waiting to be sent; one message in flight at a time."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.pending: list[list[Any]] = []
+        self.sending = False
+        self.dropped = 0
+
+    def add(self, entry: list[Any]) -> None:
+        self.pending.append(entry)
+        if len(self.pending) > ANNOUNCE_MAX_PENDING:
+            del self.pending[0]
+            self.dropped += 1
+            metrics.increment("announcements_dropped")
+            if self.dropped == 1:
+                logger.warning(
+                    "Over %d window announcements waiting: the oldest are dropped (metric "
+                    "announcements_dropped); their windows' older sockets, if any, stay open.",
+                    ANNOUNCE_MAX_PENDING,
+                )
+        if not self.sending:
+            self.sending = True
+            spawn(self._send(), "announce windows", self.hub._tasks)
+
+    async def _send(self) -> None:
+        try:
+            while self.pending:
+                batch = self.pending[:ANNOUNCE_BATCH]
+                del self.pending[:ANNOUNCE_BATCH]
+                try:
+                    await group_send(self.hub.layer, BROADCAST_GROUP, REPLACE_MANY.build(windows=batch))
+                except Exception:
+                    # The windows work; only an older socket of them, if any, stays open.
+                    logger.warning(
+                        "Could not announce %d window(s) to other processes.", len(batch), exc_info=True
+                    )
+        finally:
+            self.sending = False
+
+
+_announcements: weakref.WeakKeyDictionary[Any, _Announcements] = weakref.WeakKeyDictionary()
 
 
 def on_replaced(hub: Any, message: dict[str, Any]) -> None:
     """Hub handler: close the local sockets of the window older than the announced one."""
-    newest = (float(message["at"]), message["keep"])
-    for socket in list(hub.groups.get(message["group"], ())):
+    _close_older(hub, message["group"], message["keep"], message["at"])
+
+
+def on_replaced_many(hub: Any, message: dict[str, Any]) -> None:
+    """Hub handler of announcements sent together (see announce_window)."""
+    groups = hub.groups
+    for entry in message["windows"]:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)):
+            messages.skip(messages.InvalidMessage(REPLACE_MANY.name, "malformed window entry"), "the hub")
+            continue
+        group, keep, at = entry
+        if group in groups and isinstance(keep, str) and isinstance(at, int | float):
+            _close_older(hub, group, keep, at)
+
+
+def _close_older(hub: Any, group: str, keep: str, at: float) -> None:
+    newest = (float(at), keep)
+    for socket in list(hub.groups.get(group, ())):
         if (getattr(socket, "opened_at", 0.0), _socket_id(hub, socket)) < newest:
             metrics.increment("replaced_windows")
             logger.info("Closing window %s: a newer socket opened it.", socket.window_id)

@@ -3,6 +3,7 @@ HTTP Basic (any other DRF class), anonymous; the KEY_TOPICS hook; close reasons;
 per window. DRF tokens and knox are in tests/e2e/test_token_clients.py, whose project
 installs their apps."""
 
+import asyncio
 import base64
 import time
 from datetime import timedelta
@@ -81,7 +82,7 @@ async def test_anonymous_client_gets_a_key_for_an_anonymous_window():
     assert response["Cache-Control"] == "no-store"
     body = response.json()
     assert set(body) == {"window_key", "url", "expires", "protocol"}
-    assert body["url"] == "/ws/floorchannels/" and body["protocol"] == 1
+    assert body["url"] == "/ws/floorchannels/" and body["protocol"] == 2
     assert before + 3600 - 2 <= body["expires"] <= time.time() + 3600
     window = await open_window(body["window_key"])
     assert (await window.call("t.auth"))["error"]["code"] == "forbidden"
@@ -313,6 +314,48 @@ async def test_the_older_of_two_announcements_closes_nothing():
     assert (await closed(window.ws))["code"] == CloseCode.REPLACED
 
 
+async def test_announcements_made_together_leave_together(monkeypatch):
+    """A reconnect storm: each window is announced, in far fewer layer messages than
+    sockets, and a window opened twice in it still keeps only its newest socket."""
+    from floorchannels import revocation
+
+    sent = []
+    real_send = revocation.group_send
+
+    async def counting_send(layer, group, message):
+        sent.append(len(message["windows"]))
+        await real_send(layer, group, message)
+
+    monkeypatch.setattr(revocation, "group_send", counting_send)
+    keys = [(await apost()).json()["window_key"] for _ in range(40)]
+    windows = await asyncio.gather(*(open_window(key) for key in keys))
+    again = await open_window(keys[0])
+    assert (await closed(windows[0].ws))["code"] == CloseCode.REPLACED
+    await asyncio.gather(*(frames_before_pong(w) for w in windows[1:]))  # the others are open
+    assert sum(sent) == 41
+    assert len(sent) < 41, sent
+    for window in [again, *windows[1:]]:
+        await window.close()
+
+
+async def test_a_malformed_announcement_is_skipped_and_the_rest_applied():
+    from floorchannels import messages, metrics
+    from floorchannels.hub import get_hub
+    from floorchannels.revocation import REPLACE_MANY, on_replaced_many
+    from floorchannels.topics import window_group
+
+    key = (await apost()).json()["window_key"]
+    window = await open_window(key)
+    group = window_group(window.welcome["window_id"])
+    hub = await get_hub()
+    before = metrics.snapshot().get("layer_messages_invalid", 0)
+    message = REPLACE_MANY.build(windows=[["only", "two"], 7, [group, "elsewhere#9", time.time() + 1]])
+    assert messages.check(message) is REPLACE_MANY
+    on_replaced_many(hub, message)
+    assert (await closed(window.ws))["code"] == CloseCode.REPLACED
+    assert metrics.snapshot()["layer_messages_invalid"] == before + 2
+
+
 # Close reasons -----------------------------------------------------------------------------
 
 
@@ -330,7 +373,7 @@ async def test_every_refusal_carries_a_reason():
     message = await closed(ws)
     assert (message["code"], message["reason"]) == (
         CloseCode.BAD_HELLO,
-        "the first frame must be a hello for protocol 1",
+        "the first frame must be a hello for protocol 1 or 2",
     )
 
 
