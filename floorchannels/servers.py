@@ -191,7 +191,104 @@ def _daphne_flow_control(send: Any) -> FlowControl | None:
         transport.unregisterProducer()
     flow = FlowControl()
     transport.registerProducer(flow, True)
+    _write_once_per_turn(transport)
     return flow
+
+
+def _write_once_per_turn(transport: Any) -> None:
+    """Send a daphne websocket's writes of one loop turn with one system call, after the turn.
+
+    Twisted's write buffers every frame and registers the socket for writability, and on
+    a later loop turn sends it and unregisters: two ``epoll_ctl`` calls per socket and
+    message, and a second pass over every socket of a fan-out, so that even the first
+    socket waited for the whole first pass (docs/benchmarks.md, "where the tail comes
+    from"). Here the frames written to an idle socket during a turn (the hub's fan-out)
+    are joined and sent with twisted's own ``writeSomeData`` once the turn is over; only
+    what the kernel does not take goes through twisted's buffer, with its flow control.
+    Plain TCP only: under TLS twisted's own path is kept.
+    """
+    from twisted.internet import tcp
+
+    if type(transport) is tcp.Server:
+        _TurnWriter(transport)
+
+
+class _TurnWriter:
+    """One daphne socket's frames of the current loop turn (see _write_once_per_turn)."""
+
+    __slots__ = ("transport", "buffered_write", "lose", "chunks", "size")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.buffered_write = transport.write  # twisted's own, bound
+        self.lose = transport.loseConnection
+        self.chunks: list[bytes] | None = None
+        self.size = 0
+        # Instance attributes, seen by autobahn's ``self.transport.write``; twisted's HTTP
+        # side is done with this transport (it was upgraded), other connections untouched.
+        transport.write = self.write
+        transport.loseConnection = self.lose_connection
+
+    def write(self, data: bytes) -> None:
+        chunks = self.chunks
+        if chunks is not None:
+            chunks.append(data)
+            self.size += len(data)
+            if self.size > self.transport.bufferSize:
+                # As much as twisted's own buffer holds before it pauses the producer: send
+                # now, so a client that is not reading pauses the window's writes in time.
+                self.flush()
+            return
+        transport = self.transport
+        if not data or transport.disconnecting or transport.dataBuffer or transport._tempDataBuffer:
+            self.buffered_write(data)  # in order behind what twisted holds, or nothing to do
+            return
+        self.chunks = [data]
+        self.size = len(data)
+        global _turn_loop
+        loop = asyncio.get_running_loop()
+        if not _turn_writers or _turn_loop is not loop:  # (a stopped loop never flushed)
+            _turn_loop = loop
+            loop.call_soon(_end_of_turn)
+        _turn_writers.append(self)
+
+    def flush(self) -> None:
+        chunks, self.chunks = self.chunks, None
+        if not chunks:
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        transport = self.transport
+        if (
+            transport.connected
+            and not transport.disconnecting
+            and not transport.dataBuffer
+            and not transport._tempDataBuffer
+        ):
+            sent = transport.writeSomeData(data)
+            if not isinstance(sent, int):  # the connection is lost: twisted's path reports it
+                sent = 0
+            data = data[sent:]
+        if data:
+            self.buffered_write(data)
+
+    def lose_connection(self, *args: Any) -> None:
+        self.flush()  # what was written before the close goes first
+        self.lose(*args)
+
+
+#: The daphne sockets written to during the current loop turn, flushed at its end.
+_turn_writers: list[_TurnWriter] = []
+_turn_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _end_of_turn() -> None:
+    writers = _turn_writers[:]
+    _turn_writers.clear()
+    for writer in writers:
+        try:
+            writer.flush()
+        except Exception:
+            logger.exception("Writing a daphne websocket's frames failed.")
 
 
 def _registered_producer(transport: Any) -> Any:
