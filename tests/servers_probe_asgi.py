@@ -10,7 +10,8 @@ another connection, as the websocket is not being read):
 - ``{"flow": false, "suspended_after": bytes}``: the server's own send stopped completing;
 - ``{"flow": ..., "unbounded": bytes}``: neither happened within 64 MiB.
 
-On ``/wrapped`` it only asks about a send wrapped in a function of its own, and records
+On ``/burst`` it writes ``BURST`` frames and a close at once, and records which object
+writes to the transport (``{"writer": ...}``). On ``/wrapped`` it only asks about a send wrapped in a function of its own, and records
 ``{"wrapped_flow": bool}``.
 """
 
@@ -24,6 +25,7 @@ from tests.lifespan import serve_lifespan
 
 FRAME = "x" * 16384
 LIMIT = 64 * 1024 * 1024
+BURST = 2000
 report: dict = {}
 
 
@@ -61,6 +63,16 @@ async def application(scope, receive, send):
         return
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
+    if scope["path"] == "/burst":
+        # BURST frames written in one go, then a close: what a fan-out to one socket does.
+        flow = servers.flow_control(send)
+        transport = getattr(getattr(send, "args", [None])[0], "transport", None)
+        writer = getattr(getattr(transport, "write", None), "__self__", None)
+        report["writer"] = type(writer).__name__ if flow is not None else None
+        for n in range(BURST):
+            await send({"type": "websocket.send", "text": f"{n}:" + "y" * (n % 300)})
+        await send({"type": "websocket.close", "code": 4000, "reason": "burst done"})
+        return
     if scope["path"] == "/wrapped":
         # An ASGI middleware's own send function in front of the server's.
         async def wrapped(message):

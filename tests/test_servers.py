@@ -23,6 +23,7 @@ import pytest
 
 from floorchannels import servers
 from floorchannels.servers import FlowControl
+from tests import servers_probe_asgi
 from tests.conftest import await_until
 from tests.e2e.conftest import ROOT, free_port, stop
 
@@ -139,6 +140,87 @@ def test_a_daphne_send_hidden_by_a_middleware_is_reported(tmp_path):
         finally:
             stop(process)
     assert "MAX_BUFFERED_BYTES is not enforced" in log.read_text()
+
+
+def read_frames(sock: socket.socket) -> tuple[list[str], int]:
+    """The text frames a server sends until its close frame, and the close code."""
+    data, frames = b"", []
+    while True:
+        while len(data) < 2 or len(data) < _frame_end(data):
+            chunk = sock.recv(1 << 16)
+            assert chunk, "the connection ended before a close frame"
+            data += chunk
+        end = _frame_end(data)
+        opcode, payload = data[0] & 0x0F, data[_header_size(data) : end]
+        data = data[end:]
+        if opcode == 8:
+            return frames, int.from_bytes(payload[:2], "big")
+        frames.append(payload.decode())
+
+
+def _header_size(data: bytes) -> int:
+    return {126: 4, 127: 10}.get(data[1] & 0x7F, 2)
+
+
+def _frame_end(data: bytes) -> int:
+    if len(data) < 10:
+        return 1 << 30 if (data[1] & 0x7F) >= 126 else 2 + (data[1] & 0x7F)
+    length = data[1] & 0x7F
+    if length == 126:
+        length = int.from_bytes(data[2:4], "big")
+    elif length == 127:
+        length = int.from_bytes(data[2:10], "big")
+    return _header_size(data) + length
+
+
+def test_daphne_sends_a_turn_of_frames_together_and_in_order_before_the_close():
+    """Under daphne a socket's writes of one loop turn leave together after the turn
+    (servers._TurnWriter): every frame arrives, in order, and the close frame after them."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *COMMANDS["daphne"](port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        sock = connect(port, time.monotonic() + 20)
+        sock.sendall(
+            b"GET /burst HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: "
+            + base64.b64encode(os.urandom(16))
+            + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        frames, code = read_frames(sock)
+        assert [int(f.split(":")[0]) for f in frames] == list(range(servers_probe_asgi.BURST))
+        assert code == 4000
+        assert get_report(port, lambda r: "writer" in r)["writer"] == "_TurnWriter"
+        sock.close()
+    finally:
+        stop(process)
+        errors = process.stderr.read().decode(errors="replace")
+        process.stderr.close()
+    assert "Traceback" not in errors, errors
+
+
+def test_the_twisted_internals_the_turn_writer_uses_are_there():
+    """servers._TurnWriter relies on these; an upgrade of twisted or autobahn that changes
+    them fails here."""
+    import inspect
+
+    from autobahn.websocket.protocol import WebSocketProtocol
+    from twisted.internet import abstract, tcp
+
+    for name in ("writeSomeData", "loseConnection", "write", "bufferSize"):
+        assert hasattr(tcp.Server, name), name
+    descriptor = inspect.getsource(abstract.FileDescriptor)
+    for name in ("self.dataBuffer", "self._tempDataBuffer", "self.connected", "self.disconnecting"):
+        assert name in descriptor, name
+    assert "self.transport.write(" in inspect.getsource(WebSocketProtocol.sendData)
 
 
 # FlowControl ------------------------------------------------------------------------------
