@@ -741,8 +741,12 @@ class SignalConsumer:
                 outbox = self._outbox
                 if not outbox:
                     break
-                text = outbox.popleft()
-                self._outbox_bytes -= _size(text)
+                if self.protocol > 1:
+                    text, taken = outgoing.take(outbox)
+                    self._outbox_bytes -= sum(_size(t) for t in taken)
+                else:
+                    text = outbox.popleft()
+                    self._outbox_bytes -= _size(text)
                 await send({"type": "websocket.send", "text": text})
         except Exception as exc:
             _send_failed(self.window_id, exc)

@@ -15,6 +15,7 @@ socket, which was most of a burst's CPU (docs/benchmarks.md).
 from __future__ import annotations
 
 import json
+from collections import deque
 
 from .history import parse_seq
 
@@ -96,3 +97,22 @@ def join(texts: list[str]) -> list[str]:
 
 def _batch(texts: list[str]) -> str:
     return texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"
+
+
+def take(waiting: deque[str]) -> tuple[str, list[str]]:
+    """The next version 2 message from a window's outbox, and the texts it was made of: the
+    frames of the messages at its head joined into one (up to ``BATCH_CHARS``), so a
+    backlog leaves in few writes."""
+    taken = [waiting.popleft()]
+    size = len(taken[0])
+    while waiting and size + len(waiting[0]) <= BATCH_CHARS:
+        taken.append(waiting.popleft())
+        size += len(taken[-1])
+    if len(taken) == 1:
+        return taken[0], taken
+    return "[" + ",".join(_frames_of(text) for text in taken) + "]", taken
+
+
+def _frames_of(text: str) -> str:
+    """``text``'s frames as batch elements: a batch without its brackets, or the frame."""
+    return text[1:-1] if text[:2] in ("[[", "[{") else text

@@ -73,3 +73,22 @@ def test_join_sends_one_frame_alone_and_a_large_frame_in_a_message_of_its_own():
     big = json.dumps(["big", {"pad": "x" * (BATCH_CHARS + 10)}])
     messages = join([one, big, one])
     assert messages == [one, big, one]
+
+
+def test_a_backlog_leaves_as_few_messages_with_every_frame_in_order():
+    from collections import deque
+
+    from floorchannels.outgoing import take
+
+    one = json.dumps(["s", {"i": 0}])
+    batch = "[" + ",".join(json.dumps(["s", {"i": i}]) for i in (1, 2)) + "]"
+    reply = json.dumps({"type": "reply", "id": 3, "ok": True, "result": None})
+    waiting = deque([one, batch, reply])
+    text, taken = take(waiting)
+    assert taken == [one, batch, reply] and not waiting
+    frames = json.loads(text)
+    assert [f[1]["i"] for f in frames[:3]] == [0, 1, 2] and frames[3]["id"] == 3
+    big = json.dumps(["s", {"pad": "x" * BATCH_CHARS}])
+    waiting = deque([one, big, one])
+    assert take(waiting) == (one, [one])
+    assert take(waiting) == (big, [big])
