@@ -13,6 +13,7 @@ An ``fc.replace`` message to a window's group closes the other sockets of that w
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import weakref
@@ -89,6 +90,9 @@ def _socket_id(hub: Any, socket: Any) -> str:
 
 #: Most windows named in one announcement message.
 ANNOUNCE_BATCH = 500
+#: Seconds announcements gather before they are sent: a connect does not wait for it, and
+#: an older socket of a window stays open this much longer.
+ANNOUNCE_DELAY = 0.05
 #: Most announcements waiting per process; past it the oldest are dropped (counted, logged).
 ANNOUNCE_MAX_PENDING = 20_000
 
@@ -102,8 +106,8 @@ def announce_window(socket: Any) -> None:
     newest socket, so it stays and the socket it left behind (maybe half-open) goes.
 
     A message per connect was a tenth of a connect's CPU in a reconnect storm: announcements
-    made while one is on its way wait and leave together, in one message to BROADCAST's
-    carrier, which every process with a socket is in.
+    gather for ``ANNOUNCE_DELAY`` (and while one is on its way) and leave together, in one
+    message to BROADCAST's carrier, which every process with a socket is in.
     """
     hub = socket.hub
     announcements = _announcements.get(hub)
@@ -139,6 +143,7 @@ class _Announcements:
 
     async def _send(self) -> None:
         try:
+            await asyncio.sleep(ANNOUNCE_DELAY)
             while self.pending:
                 batch = self.pending[:ANNOUNCE_BATCH]
                 del self.pending[:ANNOUNCE_BATCH]
