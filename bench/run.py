@@ -20,6 +20,12 @@ installed there with ``npm ci``) and python-socketio under uvicorn (bench/pysock
 clients speak Socket.IO to them over the plain websocket transport, and the harness publishes
 by emitting ``publish`` on a socket of its own, which the server broadcasts to the room.
 
+floorchannels' sockets speak protocol 2 (compact signals, a socket's signals of one hub batch
+in one message); ``--protocol 1`` for the old frames. Sizes: ``bytes_per_delivery`` is the
+payload of the messages per delivery (a batch's bytes shared by its signals);
+``bytes_per_lone_frame`` a message carrying one signal, and ``envelope_bytes`` that less the
+signal's kwargs as compact JSON (Socket.IO's ``42["m",...]`` the same way).
+
 The last line printed is one JSON object (``make bench``), with ``vs_socketio`` and
 ``vs_pysocketio``: floorchannels' figures divided by the peer's, under each server. ``--full`` sweeps client counts
 and writes docs/benchmarks.md and its chart (see bench/report.py).
