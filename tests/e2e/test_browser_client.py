@@ -1,5 +1,6 @@
 """The JS client in real headless Chromium against the sample project under daphne and Redis."""
 
+import json
 import re
 
 import pytest
@@ -13,12 +14,14 @@ ARTIFACTS = ROOT / "artifacts"
 COUNT_SOCKETS = """
 window.__fcSockets = 0;
 window.__fcSocketTimes = [];
+window.__fcMessages = [];
 const Native = window.WebSocket;
 window.WebSocket = class extends Native {
   constructor(...args) {
     super(...args);
     window.__fcSockets += 1;
     window.__fcSocketTimes.push(performance.now());
+    this.addEventListener("message", (event) => window.__fcMessages.push(String(event.data)));
   }
 };
 """
@@ -123,6 +126,25 @@ def test_page_reconnects_after_daphne_restarts(browser, redis, project_factory):
     expect(page.locator("#chat-log li")).to_have_text(["ops: back"])
     total = page.evaluate("window.__fcSockets")
     assert re.match(r"\d+", str(total)) and total <= attempts_while_down + 3
+    context.close()
+
+
+def test_the_page_speaks_protocol_2(browser, redis, project_factory):
+    """The bundled client says hello for protocol 2 and is served compact signals."""
+    project = project_factory(redis.url)
+    server = project.daphne()
+    context = browser.new_context()
+    page = new_tab(context, server)
+    project.manage(
+        "floorchannels_call", "chat.message", "--broadcast", "--kwargs", '{"author": "ops", "text": "v2"}'
+    )
+    expect(page.locator("#chat-log li")).to_have_text(["ops: v2"])
+    messages = [json.loads(m) for m in page.evaluate("window.__fcMessages")]
+    welcome = next(m for m in messages if isinstance(m, dict) and m.get("type") == "welcome")
+    assert welcome["protocol"] == 2
+    [chat] = [m for m in messages if isinstance(m, list) and m[0] == "chat.message"]
+    assert chat[1] == {"author": "ops", "text": "v2"} and isinstance(chat[3], int)
+    assert not any(isinstance(m, dict) and m.get("type") == "signal" for m in messages)
     context.close()
 
 
