@@ -68,6 +68,20 @@ def get_report(port: int, done: callable, timeout: float = 30) -> dict:
         time.sleep(0.05)
 
 
+def upgrade(port: int, path: bytes) -> socket.socket:
+    """A socket connected to ``port`` and upgraded to a websocket at ``path``."""
+    sock = connect(port, time.monotonic() + 20)
+    sock.sendall(
+        b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)) + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
 def drain_in_background(sock: socket.socket) -> threading.Thread:
     def read() -> None:
         try:
@@ -90,16 +104,7 @@ def test_what_each_server_does_when_the_client_stops_reading(server):
         [sys.executable, *COMMANDS[server](port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        sock = connect(port, time.monotonic() + 20)
-        key = base64.b64encode(os.urandom(16))
-        sock.sendall(
-            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(1)
-        assert head.startswith(b"HTTP/1.1 101"), head
+        sock = upgrade(port, b"/ws")
         sock.sendall(bytes([0x81, 0x82]) + b"\x00\x00\x00\x00" + b"go")  # masked "go"; then no reads
         report = get_report(port, lambda r: "flow" in r)
         limit = 16 * 1024 * 1024
@@ -184,17 +189,7 @@ def test_daphne_sends_a_turn_of_frames_together_and_in_order_before_the_close():
         stderr=subprocess.PIPE,
     )
     try:
-        sock = connect(port, time.monotonic() + 20)
-        sock.sendall(
-            b"GET /burst HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: "
-            + base64.b64encode(os.urandom(16))
-            + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(1)
-        assert head.startswith(b"HTTP/1.1 101"), head
+        sock = upgrade(port, b"/burst")
         frames, code = read_frames(sock)
         assert [int(f.split(":")[0]) for f in frames] == list(range(servers_probe_asgi.BURST))
         assert code == 4000
