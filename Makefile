@@ -93,9 +93,10 @@ bench-node:
 bench: $(STAMP) bench-node
 	$(PY) -m bench.run
 
+# bench-full: the target table (3 alternated rounds), the sweep, several processes, Redis's
+# cost, written to docs/benchmarks.md with charts; BENCH_FULL_ARGS="--rounds 2 --sizes 100,1000,5000,10000".
 bench-full: $(STAMP) bench-node
-	$(PY) -m pip install --quiet matplotlib
-	$(PY) -m bench.run --full
+	$(PY) -m bench.run --full $(BENCH_FULL_ARGS)
 
 # Churn soak (bench/soak.py): cycles of windows connecting and leaving; prints RSS and Redis
 # connections per cycle and a plateau verdict last. SOAK_ARGS="--cycles 30 --tracemalloc 10" etc.

@@ -1,15 +1,8 @@
 """floorchannels under granian against uvicorn, in the same run (issue 16).
 
-bench/run.py knows daphne and uvicorn only. This script runs its trial (connects/s, memory
-per socket, burst, paced) for ``fc`` under uvicorn and under granian, alternated, by having
-the trial's uvicorn command line served by granian instead. Two things differ from uvicorn
-and are handled here, not in run.py:
-
-- granian serves from a worker process, a child of the process it was started as: the
-  trial's RSS, CPU and py-spy figures must be the worker's, so the process handed to the
-  trial reports the worker's PID;
-- on SIGTERM granian's main process stops its workers; a worker that does not stop would be
-  left running when the trial kills the main process, so the worker is killed by PID too.
+Runs bench/run.py's trial (connects/s, memory per socket, burst, paced) for ``fc`` under
+uvicorn and under granian, alternated. bench/run.py starts granian (``--interface asgi
+--loop asyncio``) and takes RSS, CPU and py-spy from its worker process (:class:`run.Granian`).
 
 ``--system limit`` runs bench/limit.py's bare ASGI app instead (what the server itself costs).
 ``--sigterm`` instead measures what a deployment sees on SIGTERM with N windows open: how many
@@ -30,131 +23,35 @@ import shlex
 import signal
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from bench import run
 
-#: The granian command line replacing the trial's uvicorn one (the app and port are added).
-GRANIAN = [
-    "-m",
-    "granian",
-    "--interface",
-    "asgi",
-    "--loop",
-    "asyncio",
-    "--host",
-    "127.0.0.1",
-    "--log-level",
-    "warning",
-]
+GRANIAN_DEFAULT = list(run.GRANIAN)
+Granian = run.Granian
 
 
-def children(pid: int) -> list[int]:
-    pids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            pids += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return pids
-
-
-class Granian:
-    """A granian server seen as the trial's ``subprocess.Popen``: its PID is its worker's."""
-
-    def __init__(self, command: list[str], **kwargs: Any) -> None:
-        self.process = subprocess.Popen(command, **kwargs)
-        self.signalled: float | None = None
-        self.exited_after: float | None = None
-        self._worker: int | None = None
-
-    @property
-    def pid(self) -> int:
-        if self._worker is None:
-            deadline = time.monotonic() + 30
-            while not (found := children(self.process.pid)):
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("granian started no worker")
-                time.sleep(0.05)
-            self._worker = found[0]
-        return self._worker
-
-    @property
-    def returncode(self) -> int | None:
-        return self.process.returncode
-
-    def poll(self) -> int | None:
-        return self.process.poll()
-
-    def send_signal(self, signum: int) -> None:
-        if signum == signal.SIGTERM and self.signalled is None:
-            self.signalled = time.monotonic()
-        self.process.send_signal(signum)
-
-    def wait(self, timeout: float | None = None) -> int:
-        code = self.process.wait(timeout)
-        if self.signalled is not None and self.exited_after is None:
-            self.exited_after = time.monotonic() - self.signalled
-        return code
-
-    def kill(self) -> None:
-        for pid in [self._worker] if self._worker else children(self.process.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.kill()
-
-
-class Servers:
-    """Stands in for ``subprocess`` in bench/run.py: uvicorn's command becomes granian's."""
-
-    def __init__(self, extra: list[str]) -> None:
-        self.extra = extra
-        self.granian = False
-        self.last: Granian | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(subprocess, name)
-
-    def Popen(self, command: list[str], **kwargs: Any) -> Any:  # noqa: N802 - subprocess's name
-        if not (self.granian and command[1:3] == ["-m", "uvicorn"]):
-            return subprocess.Popen(command, **kwargs)
-        app, port = command[3], command[command.index("--port") + 1]
-        self.last = Granian([command[0], *GRANIAN, "--port", port, *self.extra, app], **kwargs)
-        return self.last
-
-
-async def trials(args: argparse.Namespace, servers: Servers, redis_url: str) -> list[dict]:
+async def trials(args: argparse.Namespace, redis_url: str) -> list[dict]:
     results = []
     plan = ["granian", "uvicorn"]
     for number in range(args.rounds):
         for name in plan if number % 2 == 0 else plan[::-1]:
-            servers.granian = name == "granian"
             run.log(
                 f"{args.system} under {name}, {args.layer} layer, {args.clients} clients (round {number + 1})"
             )
-            result = await run.trial(args.system, "uvicorn", args.layer, args, redis_url)
-            result["server"] = name
-            if servers.granian and servers.last is not None:
-                result["sigterm_exit_s"] = servers.last.exited_after
-            results.append(result)
+            results.append(await run.trial(args.system, name, args.layer, args, redis_url))
     return results
 
 
-async def sigterm(args: argparse.Namespace, servers: Servers, redis_url: str) -> dict:
+async def sigterm(args: argparse.Namespace, redis_url: str) -> dict:
     """N windows open, SIGTERM: how many the server ended, and how long it took to exit."""
-    servers.granian = True
     port = run.free_port()
     env = dict(
         os.environ, BENCH_LAYER=args.layer, BENCH_REDIS_URL=redis_url, DJANGO_SETTINGS_MODULE="bench.settings"
     )
     env["PYTHONPATH"] = str(run.ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    command = [sys.executable, "-m", "uvicorn", run.APPS["fc"], "--port", str(port)]
-    server = servers.Popen(command, cwd=run.ROOT, env=env, preexec_fn=run.raise_fd_limit)
+    server = run.start_server("fc", "granian", port, env)
     clients: list[run.ClientProcess] = []
     try:
         await run.wait_port(port, server)
@@ -227,8 +124,7 @@ async def amain(args: argparse.Namespace) -> dict:
     import django
 
     django.setup()
-    servers = Servers(shlex.split(args.granian_args))
-    run.subprocess = servers  # type: ignore[assignment] - trial's Popen, nothing else
+    run.GRANIAN[:] = [*GRANIAN_DEFAULT, *shlex.split(args.granian_args)]
     redis = None
     redis_url = args.redis_url or ""
     if not redis_url and args.layer != "memory":
@@ -237,8 +133,8 @@ async def amain(args: argparse.Namespace) -> dict:
         await asyncio.sleep(0.3)
     try:
         if args.sigterm:
-            return await sigterm(args, servers, redis_url)
-        results = await trials(args, servers, redis_url)
+            return await sigterm(args, redis_url)
+        results = await trials(args, redis_url)
         if args.output:
             Path(args.output).write_text(json.dumps(results, indent=1))
         return medians(results)

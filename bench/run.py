@@ -1,6 +1,6 @@
 """The benchmark harness: floorchannels, raw Channels, the bare "limit" app and peers, in one run.
 
-For each system it starts its own server process (daphne or uvicorn, one process), opens N
+For each system it starts its own server process (daphne, uvicorn or granian, one process), opens N
 websocket clients from separate light client processes (:mod:`bench.client`), then:
 
 1. connects/s: N sockets connecting (floorchannels: hello with a window key → welcome);
@@ -27,8 +27,12 @@ payload of the messages per delivery (a batch's bytes shared by its signals);
 signal's kwargs as compact JSON (Socket.IO's ``42["m",...]`` the same way).
 
 The last line printed is one JSON object (``make bench``), with ``vs_socketio`` and
-``vs_pysocketio``: floorchannels' figures divided by the peer's, under each server. ``--full`` sweeps client counts
-and writes docs/benchmarks.md and its chart (see bench/report.py).
+``vs_pysocketio``: floorchannels' figures divided by the peer's, under each server.
+
+``--full`` (``make bench-full``, bench/report.py) runs, in one go, the issue's target table
+(every system at ``--clients`` over ``--rounds`` alternated rounds, floorchannels also under
+granian), a sweep over ``--sizes``, several processes on one Redis and Redis's cost per call,
+and writes them to docs/benchmarks.md with charts.
 """
 
 from __future__ import annotations
@@ -356,6 +360,105 @@ def node_command(port: int) -> list[str]:
     return [node, str(NODE_DIR / "server.js"), str(port)]
 
 
+#: granian's command line before its port and app: the asyncio loop (the ASGI interface's
+#: default would be its own), one worker.
+GRANIAN = ["-m", "granian", "--interface", "asgi", "--loop", "asyncio", "--host", "127.0.0.1",
+           "--log-level", "warning"]  # fmt: skip
+
+
+def children(pid: int) -> list[int]:
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+class Granian:
+    """A granian server seen as a ``subprocess.Popen`` whose PID is its worker's.
+
+    granian serves from a worker process, a child of the one started: RSS, CPU and py-spy
+    must look at the worker. On SIGTERM the main process stops its workers; a worker that
+    does not stop would outlive a killed main process, so :meth:`kill` kills it by PID too.
+    """
+
+    def __init__(self, command: list[str], **kwargs: object) -> None:
+        self.process = subprocess.Popen(command, **kwargs)
+        self.signalled: float | None = None
+        self.exited_after: float | None = None
+        self._worker: int | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._worker is None:
+            deadline = time.monotonic() + 30
+            while not (found := children(self.process.pid)):
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("granian started no worker")
+                time.sleep(0.05)
+            self._worker = found[0]
+        return self._worker
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def send_signal(self, signum: int) -> None:
+        if signum == signal.SIGTERM and self.signalled is None:
+            self.signalled = time.monotonic()
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.process.wait(timeout)
+        if self.signalled is not None and self.exited_after is None:
+            self.exited_after = time.monotonic() - self.signalled
+        return code
+
+    def kill(self) -> None:
+        for pid in [self._worker] if self._worker else children(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.kill()
+
+
+def server_command(system: str, server: str, port: int) -> list[str]:
+    """The command line serving ``system`` under ``server`` (daphne, uvicorn, granian, node)."""
+    if server == "node":
+        return node_command(port)
+    if server == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", APPS[system]]
+    if server == "granian":
+        return [sys.executable, *GRANIAN, "--port", str(port), APPS[system]]
+    # --loop auto: uvloop when installed (loops() says which).
+    return [sys.executable, "-m", "uvicorn", APPS[system], "--host", "127.0.0.1", "--port", str(port),
+            "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+
+
+def start_server(system: str, server: str, port: int, env: dict) -> subprocess.Popen | Granian:
+    command = server_command(system, server, port)
+    kind = Granian if server == "granian" else subprocess.Popen
+    return kind(command, cwd=ROOT, env=env, preexec_fn=raise_fd_limit)
+
+
+def loops() -> dict[str, str]:
+    """The event loop each Python server runs on (uvicorn's ``--loop auto`` takes uvloop when
+    it is installed; daphne runs Twisted's asyncio reactor; granian is given asyncio)."""
+    import importlib.metadata as metadata
+    import importlib.util
+
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    return {
+        "uvicorn": f"uvloop {metadata.version('uvloop')}" if uvloop else "asyncio",
+        "daphne": "asyncio (Twisted's asyncioreactor)",
+        "granian": "asyncio (--loop asyncio)",
+    }
+
+
 def layer_publisher(system: str, layer: str, redis_url: str):
     """Publish from this process through the channel layer (Redis layers only)."""
     from channels.layers import channel_layers
@@ -389,25 +492,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     if getattr(args, "trace", None):
         env["BENCH_TRACE"] = args.trace  # bench/asgi.py's timestamps (bench/tail.py)
-    if server == "node":
-        command = node_command(port)
-    elif server == "daphne":
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-v",
-            "0",
-            APPS[system],
-        ]
-    else:
-        command = [sys.executable, "-m", "uvicorn", APPS[system], "--host", "127.0.0.1", "--port", str(port),
-                   "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=raise_fd_limit)
+    process = start_server(system, server, port, env)
     clients: list[ClientProcess] = []
     socketio = system in PEERS
     if socketio:
@@ -745,7 +830,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-peers", dest="peers", action="store_false", help="without Node Socket.IO and python-socketio"
     )
-    parser.add_argument("--rounds", type=int, default=1, help="alternated rounds; the line has medians")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="alternated rounds; the line has medians (default 1; --full: 3, for its target table)",
+    )
     parser.add_argument(
         "--sources",
         action="store_true",
@@ -768,8 +858,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="the floorchannels protocol its sockets ask for in their hello (1: the old frames, to compare)",
     )
     parser.add_argument("--full", action="store_true", help="sweep and write docs/benchmarks.md")
-    parser.add_argument("--sizes", default="10,100,1000,5000,10000", help="group sizes of the full mode")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--sizes",
+        default="100,1000,5000,10000,max",
+        help="--full: the sweep's group sizes (max: as many sockets as the fd limit allows)",
+    )
+    parser.add_argument(
+        "--doc", default=None, help="--full: the Markdown file to write (its charts beside it)"
+    )
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 3 if args.full else 1
+    return args
 
 
 async def amain(args: argparse.Namespace) -> dict:

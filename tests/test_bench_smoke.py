@@ -96,3 +96,91 @@ def test_protocol_1_for_comparison():
     assert trial["burst"]["lost"] == 0 and trial["burst"]["duplicated"] == 0
     assert trial["paced"]["deliveries_per_message"] == 1
     assert trial["paced"]["envelope_bytes"] > 100
+
+
+def canned_trial(system: str, server: str, clients: int, deliveries: float, p99: float, kib: float) -> dict:
+    """A trial as bench.run.trial returns it, with made-up figures."""
+    lone = {"bytes_per_lone_frame": 60.0, "envelope_bytes": 36.0 if system == "fc" else 12.0}
+    return {
+        "system": system, "server": server, "layer": "pubsub", "clients": clients, "messages": 200,
+        "connect_failed": 0, "rss_per_conn_kib": kib, "connects_per_s": 1000,
+        "burst": {"deliveries_per_s": deliveries, "lost": 0, "bytes_per_delivery": 30.0, **lone},
+        "paced": {"p50_ms": p99 / 4, "p99_ms": p99, **lone},
+        "paced10": {"p99_ms": p99 * 2, **lone},
+    }  # fmt: skip
+
+
+def test_the_full_report_from_canned_rows(tmp_path):
+    """bench/report.py writes the target table with each target met or not, the sweep's tables
+    (skipped sizes named), the processes and Redis tables and the charts, between the markers
+    only; no server runs."""
+    from bench import report
+
+    target = []
+    for number in range(3):  # medians of three rounds: the middle one is 1.5x Socket.IO's burst
+        scale = (1.0, 1.5, 2.0)[number]
+        target += [
+            canned_trial("fc", "daphne", 1000, 90_000 * scale, 60.0, 16.0),
+            canned_trial("fc", "uvicorn", 1000, 50_000 * scale, 30.0, 20.0),
+            canned_trial("fc", "granian", 1000, 50_000 * scale, 30.0, 21.0),
+            canned_trial("socketio", "node", 1000, 60_000 * scale, 40.0, 17.0),
+            canned_trial("pysocketio", "uvicorn", 1000, 10_000, 300.0, 40.0),
+            canned_trial("limit", "daphne", 1000, 70_000, 50.0, 12.0),
+            canned_trial("raw", "daphne", 1000, 2_000, 600.0, 30.0),
+        ]
+    sweep = [
+        canned_trial("fc", "daphne", 5000, 80_000, 70.0, 16.5),
+        canned_trial("raw", "daphne", 100, 3_000, 500.0, 31),
+    ]
+    data = {
+        "meta": {"started": "2026-11-30 21:15", "clients": 1000, "rounds": 3, "loops": {"uvicorn": "uvloop 0.23.0"},
+                 "load_before": "0.50 / 0.40 / 0.30", "load_after": "1.00 / 0.90 / 0.80", "minutes": 30.5},
+        "target": [*target, {"system": "fc", "server": "daphne", "clients": 1000, "error": "RuntimeError()"}],
+        "sweep": sweep,
+        "skipped": [{"system": "raw/daphne", "clients": 10000, "why": "raw Channels only up to 5,000 sockets"}],
+        "processes": {"server": "uvicorn", "clients": 1000, "messages": 200, "rounds": 2,
+                      "procs_1": {"deliveries_per_s": 80_000, "server_cpu_us_per_delivery": 12.0,
+                                  "redis_cpu_us_per_publish": 30.0, "lost": 0},
+                      "procs_2": {"deliveries_per_s": 120_000, "server_cpu_us_per_delivery": 14.0,
+                                  "redis_cpu_us_per_publish": 40.0, "lost": 0}},
+        "redis_cost": {"calls": 10, "redis_cpu_us_per_call": {"PUBLISH to 1 subscriber(s)": 4.5}},
+    }  # fmt: skip
+    rows = tmp_path / "bench-full.json"
+    rows.write_text(json.dumps(data))
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Benchmarks\n\nThe lead's text.\n\n{report.BEGIN}\nold\n{report.END}\n\nMore text.\n")
+
+    report.main([str(rows), "--doc", str(doc)])
+
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nThe lead's text.\n\n") and text.endswith(
+        f"{report.END}\n\nMore text.\n"
+    )
+    assert "\nold\n" not in text
+    assert "uvloop 0.23.0" in text and "0.50 / 0.40 / 0.30 before, 1.00 / 0.90 / 0.80 after" in text
+    lines = text.splitlines()
+    # The target table: medians over the rounds (the failed trial left out).
+    assert "| floorchannels, daphne | 135,000 | 15 | 60 | 120 | 16 | 1,000 | 30 | 36 | 0 |" in lines
+    assert any(line.startswith("| Node.js Socket.IO 4.8 | 90,000 |") for line in lines)
+    # The targets, each with its ratio and whether it is met.
+    assert (
+        "| target | server | floorchannels | Socket.IO (granian rows: uvicorn) | ratio | goal | met |"
+        in lines
+    )
+    assert "| burst deliveries/s | daphne | 135,000 | 90,000 | 1.5 | ≥ 1.2× | yes |" in lines
+    assert "| burst deliveries/s | uvicorn | 75,000 | 90,000 | 0.83 | ≥ 1.2× | **no** |" in lines
+    assert "| paced 1/s p99 | daphne | 60 | 40 | 1.5 | ≤ 1.5× | yes |" in lines
+    assert "| KiB per socket | uvicorn | 20 | 17 | 1.18 | ≤ 1× | **no** |" in lines
+    assert "| envelope bytes | daphne | 36 | 12 | 3 | ≤ 40 bytes | yes |" in lines
+    assert "| granian ÷ uvicorn: KiB per socket | granian | 21 | 20 | 1.05 | ≤ 1.5× | yes |" in lines
+    assert "Met 15 of 17:" in lines
+    assert any(line.startswith("| uvicorn ÷ python-socketio | 7.5 |") for line in lines)
+    # The sweep: the target table's medians stand at 1,000 sockets; the skipped size is named.
+    assert "| 5,000 | 80,000 | — | — | — | — | — |" in lines
+    assert "| 1,000 | 135,000 | 75,000 | 90,000 | 10,000 | 2,000 | 70,000 |" in lines
+    assert "| 10,000 | — | — | — | — | skipped | — |" in lines
+    assert "raw Channels, daphne at 10,000 (raw Channels only up to 5,000 sockets)" in text
+    assert "| 2 | 120,000 | 14 | 40 | 0 |" in lines
+    assert "| PUBLISH to 1 subscriber(s) | 4.5 |" in lines
+    for chart in ("benchmarks.png", "benchmarks-target.png"):
+        assert (tmp_path / chart).stat().st_size > 1000 and f"]({chart})" in text
