@@ -41,6 +41,8 @@ _MAX_ID_LENGTH = 128
 _WAITING_PER_RUNNING = 4
 #: How long after a replay live copies of replayed messages are watched for.
 _REPLAY_DEDUP_SECONDS = 10.0
+#: How long after a welcome live copies older than its positions are watched for.
+_SEAM_SECONDS = 30.0
 #: Frames answered by a reply carrying their id.
 _REQUESTS = ("call", "subscribe", "unsubscribe", *joins.FRAMES)
 _NO_SUBSCRIPTIONS: Any = MappingProxyType({})
@@ -67,7 +69,7 @@ class SignalConsumer:
         "scope", "_send", "_frame_send", "_closed", "hub", "window", "window_id", "_groups",
         "credential", "subscriptions", "_held", "_held_bytes", "_replayed", "_tasks", "_calls",
         "_requests", "_outbox", "_outbox_bytes", "_flow", "joined_at", "opened_at", "_expiry",
-        "_topic_lock", "protocol", "_epoch",
+        "_topic_lock", "protocol", "_epoch", "_floors",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -94,6 +96,9 @@ class SignalConsumer:
         self._held_bytes = 0
         #: Ids just replayed, and until when a live copy of them is dropped.
         self._replayed: tuple[set[str], float] | None = None
+        #: Where each group stood at the welcome ({alias: seq}, epoch, until when): a live
+        #: copy at or below it was published before the welcome and is dropped (see _above).
+        self._floors: tuple[dict[str, int], Any, float] | None = None
         #: Running requests and sends of this window, created on first use (most windows of
         #: a large fan-out never call anything: they should not pay for a set and a semaphore).
         self._tasks: set[asyncio.Future[Any]] | None = None
@@ -176,6 +181,9 @@ class SignalConsumer:
         if not await self._join():
             return False
         welcome = await self._welcome(window, history)
+        floors = {a: n for a, seq in (welcome.get("seqs") or {}).items() if (n := parse_seq(seq))}
+        if floors:
+            self._floors = (floors, welcome.get("e"), time.monotonic() + _SEAM_SECONDS)
         self.push(protocol.encode(welcome))
         if rejoined:  # a key that lists them, for the next reconnect
             self.push(
@@ -676,7 +684,34 @@ class SignalConsumer:
                 self._replayed = None
             else:
                 items = [item for item in items if item.message_id not in ids]
+        if self._floors is not None:
+            items = self._above_floors(items)
         self._write(items)
+
+    def _above_floors(self, items: list[Outgoing]) -> list[Outgoing]:
+        """``items`` without the signals published before the welcome's positions.
+
+        The window joins its groups, then reads where they stand. A hub that is behind
+        (a busy process, a burst in the layer) still has older messages of those groups to
+        hand out, and would write them to this window after the welcome and any replay:
+        old messages, out of order, that the window either has had replayed or was opened
+        after. A group's floor is forgotten once a newer message of it arrives.
+        """
+        floors, epoch, until = self._floors  # type: ignore[misc]
+        if time.monotonic() > until:
+            self._floors = None
+            return items
+        kept = []
+        for item in items:
+            position = item.position
+            if position is not None and position[2] == epoch and position[0] in floors:
+                if position[1] <= floors[position[0]]:
+                    continue
+                del floors[position[0]]
+                if not floors:
+                    self._floors = None
+            kept.append(item)
+        return kept
 
     def _write(self, items: list[Outgoing]) -> None:
         """Push frames in the client's protocol: under version 2 a signal in its compact

@@ -34,7 +34,7 @@ class Outgoing:
     Nothing is parsed until a version 2 socket or a replay check needs it, and then once.
     """
 
-    __slots__ = ("text", "_parsed", "_message_id", "_epoch", "_compact", "_with_epoch")
+    __slots__ = ("text", "_parsed", "_message_id", "_epoch", "_compact", "_with_epoch", "_position")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -43,6 +43,7 @@ class Outgoing:
         self._epoch: str | None = None
         self._compact: str | None = None
         self._with_epoch: str | None = None
+        self._position: tuple[str, int, str | None] | None = None
 
     @property
     def message_id(self) -> str | None:
@@ -50,6 +51,13 @@ class Outgoing:
         if not self._parsed:
             self._parse()
         return self._message_id
+
+    @property
+    def position(self) -> tuple[str, int, str | None] | None:
+        """The signal's (group alias, seq, epoch) in its group's history, or None."""
+        if not self._parsed:
+            self._parse()
+        return self._position
 
     def compact(self, epoch: str | None) -> tuple[str, str | None]:
         """The version 2 text for a client in history epoch ``epoch``, and the epoch the
@@ -71,6 +79,7 @@ class Outgoing:
         if seq is None or not isinstance(frame.get("g"), str):
             self._compact = _encode(head)
             return
+        self._position = (frame["g"], seq, frame.get("e"))
         head += [frame["g"], seq]
         others = frame.get("o")
         tail = [{a: parse_seq(s) for a, s in others.items()}] if others else []

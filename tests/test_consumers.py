@@ -651,3 +651,22 @@ async def test_a_hello_without_a_version_is_version_1():
     welcome = await ws.receive_json_from(timeout=5)
     assert welcome["type"] == "welcome" and welcome["protocol"] == 1
     await ws.disconnect()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+async def test_a_hub_that_is_behind_writes_nothing_older_than_the_welcome(version):
+    """Messages published before a window's welcome, still on their way through a busy
+    hub, are not written to it after the welcome: the window starts where the welcome says."""
+    for n in range(3):
+        await acall("t.before", BROADCAST, kwargs={"n": n})
+    window = await open_window(make_key(), protocol=version)
+    epoch = window.welcome["e"]
+    assert window.welcome["seqs"][alias(BROADCAST_GROUP)] == "3-0"
+    hub = await get_hub()
+    late = [deliver_message("t.before", {"n": n}, n + 1, epoch) for n in range(3)]
+    await hub.deliver_many([*late, deliver_message("t.after", {"n": 3}, 4, epoch)])
+    message = await window.ws.receive_output(timeout=5)
+    frames = v2_frames(message["text"]) if version == 2 else [json.loads(message["text"])]
+    names = [f[0] if isinstance(f, list) else f["signal"] for f in frames]
+    assert names == ["t.after"]
+    await window.close()
