@@ -81,6 +81,8 @@ FIGURES = [
     ("envelope_bytes", "envelope bytes", False),
     ("lost", "lost", False),
 ]
+#: The target table's columns: those, and how many signals a burst's messages carried.
+TARGET_COLUMNS = [*FIGURES, ("deliveries_per_message", "signals per message (burst)", True)]
 SWEEP_FIGURES = [
     ("deliveries_per_s", "burst deliveries/s"),
     ("p99_ms_paced", "paced 1/s p99 ms"),
@@ -103,6 +105,7 @@ def row_of(trial: dict) -> dict:
         "clients": trial["clients"],
         "messages": trial["messages"],
         **figures(trial),
+        "deliveries_per_message": trial.get("burst", {}).get("deliveries_per_message"),
         "connect_failed": trial.get("connect_failed"),
     }
 
@@ -205,12 +208,13 @@ def cell(value: object) -> str:
 
 def target_table(rows: dict[str, dict]) -> str:
     lines = [
-        "| system | " + " | ".join(heading for _, heading, _ in FIGURES) + " |",
-        "|---|" + "---:|" * len(FIGURES),
+        "| system | " + " | ".join(heading for _, heading, _ in TARGET_COLUMNS) + " |",
+        "|---|" + "---:|" * len(TARGET_COLUMNS),
     ]
     for key, name in NAMES.items():
         if key in rows:
-            lines.append(f"| {name} | " + " | ".join(cell(rows[key].get(k)) for k, _, _ in FIGURES) + " |")
+            values = [cell(rows[key].get(k)) for k, _, _ in TARGET_COLUMNS]
+            lines.append(f"| {name} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
 
@@ -396,7 +400,8 @@ def render(data: dict, chart_files: list[str]) -> str:
         "one server process per trial; the client processes, Redis and the publisher share the "
         "machine's cores with the server. Event loops: uvicorn "
         f"{loops.get('uvicorn', '?')} (`--loop auto`), daphne {loops.get('daphne', '?')}, granian "
-        f"{loops.get('granian', '?')}. Versions: {meta.get('versions', '?')}.",
+        f"{loops.get('granian', '?')}. Versions: {meta.get('versions', '?')}."
+        + (f" {meta['note']}" if meta.get("note") else ""),
         "",
         f"### Targets: {meta.get('clients', '?'):,} sockets, medians of {meta.get('rounds', '?')} alternated rounds"
         if isinstance(meta.get("clients"), int)
@@ -405,7 +410,9 @@ def render(data: dict, chart_files: list[str]) -> str:
         f"A burst of {meta.get('messages', '?')} messages, then {meta.get('paced', '?')} at 1/s and "
         f"{meta.get('paced10', '?')} at 10/s. Bytes per delivery: the payload of the messages per "
         "delivery (a batch's bytes shared by its signals); envelope bytes: a message carrying one "
-        "signal less the signal's kwargs as compact JSON.",
+        "signal less the signal's kwargs as compact JSON. A delivery is one signal reaching one "
+        "socket: floorchannels' sockets (protocol 2) get the signals queued for them in batches, "
+        "one websocket message each (signals per message), the peers one message per signal.",
         "",
         target_table(rows),
         "",
@@ -424,6 +431,7 @@ def render(data: dict, chart_files: list[str]) -> str:
         "### Sweep over the sockets in the broadcast group",
         "",
         f"One round per size (the {cell(meta.get('clients'))} row: the target table's medians). "
+        "The burst shrinks as the group grows (about 200,000 deliveries a trial; raw Channels 50,000). "
         f"Paced: {meta.get('sweep_paced', SWEEP_PACED)} messages at 1/s. Sizes above 5,000 sockets connect from several "
         "loopback addresses (`--sources`).",
         "",

@@ -310,6 +310,16 @@ class SocketIOPublisher(WebsocketPublisher):
     """
 
     async def __call__(self, kwargs: dict) -> None:
+        try:
+            await self._emit(kwargs)
+        except ConnectionError:
+            # A server busy with a long burst may miss our pong and drop this socket
+            # (python-socketio at 10,000 sockets): publish on a new one.
+            self.close()
+            self.writer = None
+            await self._emit(kwargs)
+
+    async def _emit(self, kwargs: dict) -> None:
         from bench.client import HANDSHAKE, client_frame
 
         if self.writer is None:
