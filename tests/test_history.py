@@ -57,6 +57,15 @@ async def delivered(bystander, count):
     return [await bystander.receive() for _ in range(count)]
 
 
+async def publish_numbers(start, stop, interleaved=False):
+    """BROADCAST ``m`` signals numbered ``start`` to ``stop - 1``; ``interleaved``: giving
+    the loop a turn after each, so they arrive while a window is replayed."""
+    for n in range(start, stop):
+        await acall("m", BROADCAST, kwargs={"n": n})
+        if interleaved:
+            await asyncio.sleep(0)
+
+
 async def test_welcome_says_where_each_group_stands():
     key = make_key(topics=["room"])
     await acall("before", BROADCAST)
@@ -90,15 +99,8 @@ async def test_the_seam_has_no_gap_and_no_duplicate():
     await acall("m", BROADCAST, kwargs={"n": 0})
     first = await window.receive()
     await window.close()
-    for n in range(1, 50):
-        await acall("m", BROADCAST, kwargs={"n": n})
-
-    async def publish_during_replay():
-        for n in range(50, 80):
-            await acall("m", BROADCAST, kwargs={"n": n})
-            await asyncio.sleep(0)
-
-    publisher = asyncio.ensure_future(publish_during_replay())
+    await publish_numbers(1, 50)
+    publisher = asyncio.ensure_future(publish_numbers(50, 80, interleaved=True))
     back = await hello(key, {"e": first["e"], "seqs": {first["g"]: first["seq"]}})
     await publisher
     numbers = [f["kwargs"]["n"] for f in await live_frames_of(back) if f["type"] == "signal"]
@@ -357,15 +359,8 @@ async def test_a_version_2_window_resumes_without_a_gap_or_a_duplicate():
     message = await window.ws.receive_output(timeout=5)
     [[_, _, g, seq]] = v2_frames(message["text"])
     await window.close()
-    for n in range(1, 50):
-        await acall("m", BROADCAST, kwargs={"n": n})
-
-    async def publish_during_replay():
-        for n in range(50, 80):
-            await acall("m", BROADCAST, kwargs={"n": n})
-            await asyncio.sleep(0)
-
-    publisher = asyncio.ensure_future(publish_during_replay())
+    await publish_numbers(1, 50)
+    publisher = asyncio.ensure_future(publish_numbers(50, 80, interleaved=True))
     back = await connect_raw()
     resume = {"e": window.welcome["e"], "seqs": {g: f"{seq}-0"}}
     await back.send_json_to({"type": "hello", "window_key": key, "protocol": 2, "resume": resume})
