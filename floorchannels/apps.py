@@ -8,6 +8,7 @@ class FloorchannelsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.apps import apps
+        from django.core.signals import setting_changed
 
         from . import checks, messages, presence  # noqa: F401 - system checks; presence's browser signal
         from .conf import fc_settings
@@ -16,6 +17,7 @@ class FloorchannelsConfig(AppConfig):
         from .layers import watch_channels_redis
         from .revocation import connect_signals, on_replaced, on_replaced_many, on_revoke
 
+        setting_changed.connect(fc_settings.forget, dispatch_uid="floorchannels.conf")
         connect_signals()
         watch_channels_redis()
         register_handler(messages.REVOKE, on_revoke)

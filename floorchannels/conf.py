@@ -180,7 +180,12 @@ TYPES: dict[str, tuple[type, ...]] = {name: _types_of(value) for name, value in 
 
 
 class Settings:
-    """Attribute access to ``settings.FLOORCHANNELS`` merged over :data:`DEFAULTS`."""
+    """Attribute access to ``settings.FLOORCHANNELS`` merged over :data:`DEFAULTS`.
+
+    A value is remembered once read (the connect path reads a dozen), and forgotten when
+    Django says ``FLOORCHANNELS`` changed (``override_settings``, pytest-django's
+    ``settings``): see :meth:`forget`, connected in ``FloorchannelsConfig.ready``.
+    """
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
@@ -188,7 +193,13 @@ class Settings:
         user = getattr(settings, "FLOORCHANNELS", None)
         if not isinstance(user, dict):
             user = {}  # not a dict: the system check floorchannels.E009 says so
-        return user.get(name, DEFAULTS[name])
+        value = self.__dict__[name] = user.get(name, DEFAULTS[name])
+        return value
+
+    def forget(self, setting: str | None = None, **kwargs: Any) -> None:
+        """Drop the remembered values (a ``setting_changed`` receiver)."""
+        if setting in (None, "FLOORCHANNELS"):
+            self.__dict__.clear()
 
 
 fc_settings = Settings()

@@ -55,7 +55,7 @@ class Credential:
     def from_payload(cls, value: Any) -> Credential:
         """Read the key's ``c`` field; raises ValueError for anything malformed."""
         if value is None:
-            return cls()
+            return _SESSION_CREDENTIAL  # immutable: one for every session key's window
         if not isinstance(value, list) or len(value) != 3:
             raise ValueError("malformed credential")
         kind, digest, expires = value
@@ -64,6 +64,9 @@ class Credential:
         if expires is not None and (not isinstance(expires, int | float) or isinstance(expires, bool)):
             raise ValueError("malformed credential")
         return cls(kind, digest, None if expires is None else float(expires))
+
+
+_SESSION_CREDENTIAL = Credential()
 
 
 def digest(kind: str, secret: str) -> str:

@@ -28,7 +28,7 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer
@@ -99,7 +99,9 @@ class Hub:
         self.layer = layer
         self.channel_name = ""
         #: Local sockets by group (floorchannels' own groups: windows, users, topics...).
-        self.groups: dict[str, set[Socket]] = {}
+        #: A group of one socket (a window's own, most users') holds a tuple rather than
+        #: a set, a quarter of its memory; it becomes a set when a second socket joins.
+        self.groups: dict[str, set[Socket] | tuple[Socket, ...]] = {}
         #: The layer groups this hub is in, each with the groups it carries here (a window
         #: group travels on a shared layer group: see topics.layer_group).
         self.carriers: dict[str, set[str]] = {}
@@ -176,7 +178,7 @@ class Hub:
             members = self.groups.get(group)
             carrier = layer_group(group)
             if members is None:
-                members = self.groups[group] = set()
+                self.groups[group] = (socket,)
                 carried = self.carriers.get(carrier)
                 if carried is None:
                     carried = self.carriers[carrier] = set()
@@ -185,9 +187,13 @@ class Hub:
                 elif carrier in self._pending:
                     waits.append(asyncio.shield(self._pending[carrier]))
                 carried.add(group)
-            elif carrier in self._pending:
+                continue
+            if carrier in self._pending:
                 waits.append(asyncio.shield(self._pending[carrier]))
-            members.add(socket)
+            if type(members) is tuple:
+                self.groups[group] = {*members, socket} if members else (socket,)
+            else:
+                members.add(socket)
         if not waits:
             return
         results = await asyncio.gather(*waits, return_exceptions=True)
@@ -212,7 +218,10 @@ class Hub:
         """Take ``socket`` out of ``groups``; the sweep releases groups left empty."""
         for group in groups:
             members = self.groups.get(group)
-            if members is not None:
+            if type(members) is tuple:
+                if socket in members:
+                    self.groups[group] = tuple(member for member in members if member is not socket)
+            elif members is not None:
                 members.discard(socket)
 
     async def _change(self, group: str, operation: Any) -> None:
@@ -503,7 +512,7 @@ class Hub:
             return list(members)
         return self._first_copies(message["id"], message["group"], members)
 
-    def _first_copies(self, message_id: str, group: str, members: set[Socket]) -> list[Socket]:
+    def _first_copies(self, message_id: str, group: str, members: Collection[Socket]) -> list[Socket]:
         """Members that have not had this multi-group message through another group.
 
         A message sent to several groups arrives once per group. Rather than the sockets

@@ -189,14 +189,18 @@ def _daphne_flow_control(send: Any) -> FlowControl | None:
             )
             return None
         transport.unregisterProducer()
-    flow = FlowControl()
+    from twisted.internet import tcp
+
+    # Plain TCP only: under TLS twisted's own write path is kept.
+    flow = _TurnWriter(transport) if type(transport) is tcp.Server else FlowControl()
     transport.registerProducer(flow, True)
-    _write_once_per_turn(transport)
+    if type(flow) is _TurnWriter:
+        transport.__class__ = _turn_server_class()
     return flow
 
 
-def _write_once_per_turn(transport: Any) -> None:
-    """Send a daphne websocket's writes of one loop turn with one system call, after the turn.
+class _TurnWriter(FlowControl):
+    """A daphne socket's flow control, and its frames of the current loop turn.
 
     Twisted's write buffers every frame and registers the socket for writability, and on
     a later loop turn sends it and unregisters: two ``epoll_ctl`` calls per socket and
@@ -205,29 +209,18 @@ def _write_once_per_turn(transport: Any) -> None:
     from"). Here the frames written to an idle socket during a turn (the hub's fan-out)
     are joined and sent with twisted's own ``writeSomeData`` once the turn is over; only
     what the kernel does not take goes through twisted's buffer, with its flow control.
-    Plain TCP only: under TLS twisted's own path is kept.
+
+    The transport finds it as its registered producer (see _turn_server_class), so no
+    attribute is added to the transport: an idle socket costs three slots more.
     """
-    from twisted.internet import tcp
 
-    if type(transport) is tcp.Server:
-        _TurnWriter(transport)
-
-
-class _TurnWriter:
-    """One daphne socket's frames of the current loop turn (see _write_once_per_turn)."""
-
-    __slots__ = ("transport", "buffered_write", "lose", "chunks", "size")
+    __slots__ = ("transport", "chunks", "size")
 
     def __init__(self, transport: Any) -> None:
+        super().__init__()
         self.transport = transport
-        self.buffered_write = transport.write  # twisted's own, bound
-        self.lose = transport.loseConnection
         self.chunks: list[bytes] | None = None
         self.size = 0
-        # Instance attributes, seen by autobahn's ``self.transport.write``; twisted's HTTP
-        # side is done with this transport (it was upgraded), other connections untouched.
-        transport.write = self.write
-        transport.loseConnection = self.lose_connection
 
     def write(self, data: bytes) -> None:
         chunks = self.chunks
@@ -241,7 +234,7 @@ class _TurnWriter:
             return
         transport = self.transport
         if not data or transport.disconnecting or transport.dataBuffer or transport._tempDataBuffer:
-            self.buffered_write(data)  # in order behind what twisted holds, or nothing to do
+            _buffered_write(transport, data)  # in order behind what twisted holds, or nothing to do
             return
         self.chunks = [data]
         self.size = len(data)
@@ -269,11 +262,48 @@ class _TurnWriter:
                 sent = 0
             data = data[sent:]
         if data:
-            self.buffered_write(data)
+            _buffered_write(transport, data)
 
-    def lose_connection(self, *args: Any) -> None:
-        self.flush()  # what was written before the close goes first
-        self.lose(*args)
+    def stopProducing(self) -> None:  # noqa: N802 - twisted's interface
+        # Twisted forgets its producer as the connection is lost: from then on the
+        # transport's writes take twisted's path, which drops them.
+        self.chunks = None
+        super().stopProducing()
+
+
+def _buffered_write(transport: Any, data: bytes) -> None:
+    """Twisted's own write (buffered, with its flow control)."""
+    from twisted.internet import tcp
+
+    tcp.Server.write(transport, data)
+
+
+@functools.cache
+def _turn_server_class() -> type:
+    """twisted's ``tcp.Server``, with writes going through the socket's _TurnWriter.
+
+    A daphne websocket's transport is switched to this class once it is accepted (same
+    layout, no attribute added), rather than given bound methods of its own: an instance
+    attribute per method made every transport's ``__dict__`` grow (about 1 KiB a socket).
+    """
+    from twisted.internet import tcp
+
+    class TurnServer(tcp.Server):
+        def write(self, data: bytes) -> None:
+            writer = self.producer
+            if type(writer) is _TurnWriter:
+                writer.write(data)
+            else:
+                tcp.Server.write(self, data)
+
+        def loseConnection(self, *args: Any) -> None:  # noqa: N802 - twisted's interface
+            writer = self.producer
+            if type(writer) is _TurnWriter:
+                writer.flush()  # what was written before the close goes first
+            tcp.Server.loseConnection(self, *args)
+
+    TurnServer.__module__ = __name__
+    return TurnServer
 
 
 #: The daphne sockets written to during the current loop turn, flushed at its end.

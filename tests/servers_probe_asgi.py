@@ -67,8 +67,9 @@ async def application(scope, receive, send):
         # BURST frames written in one go, then a close: what a fan-out to one socket does.
         flow = servers.flow_control(send)
         transport = getattr(getattr(send, "args", [None])[0], "transport", None)
-        writer = getattr(getattr(transport, "write", None), "__self__", None)
+        writer = getattr(transport, "producer", None)
         report["writer"] = type(writer).__name__ if flow is not None else None
+        report["transport"] = type(transport).__name__
         for n in range(BURST):
             await send({"type": "websocket.send", "text": f"{n}:" + "y" * (n % 300)})
         await send({"type": "websocket.close", "code": 4000, "reason": "burst done"})

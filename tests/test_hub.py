@@ -249,6 +249,25 @@ def test_multi_group_deduplication_holds_groups_not_sockets():
     assert h._recent_groups <= hub.RECENT_GROUPS
 
 
+async def test_a_group_of_one_socket_is_a_tuple_until_a_second_joins():
+    """A window's own group (and most users') has one socket: it costs a tuple, not a set,
+    and membership still behaves as a set's would."""
+    h = hub.Hub(InMemoryChannelLayer())
+    h.channel_name = "floorchannels-hub.test"
+    a, b = FakeSocket(), FakeSocket()
+    await h.join(a, ["g", "solo"])
+    assert h.groups["g"] == (a,) and h.groups["solo"] == (a,)
+    await h.join(a, ["g"])  # joining again changes nothing
+    assert sorted(map(id, h.groups["g"])) == [id(a)]
+    await h.join(b, ["g"])
+    assert h.groups["g"] == {a, b}
+    h.leave(a, ["g", "solo"])
+    h.leave(b, ["solo"])  # not a member: nothing happens
+    assert h.groups["g"] == {b} and h.groups["solo"] == ()
+    await h.sweep()
+    assert "solo" not in h.groups and "g" in h.groups
+
+
 async def test_waiting_for_a_turn_counts_against_the_call_timeout(settings):
     """With every call slot busy, a further call is answered `timeout` after CALL_TIMEOUT
     rather than waiting for the busy ones without limit."""

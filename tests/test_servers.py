@@ -193,7 +193,8 @@ def test_daphne_sends_a_turn_of_frames_together_and_in_order_before_the_close():
         frames, code = read_frames(sock)
         assert [int(f.split(":")[0]) for f in frames] == list(range(servers_probe_asgi.BURST))
         assert code == 4000
-        assert get_report(port, lambda r: "writer" in r)["writer"] == "_TurnWriter"
+        report = get_report(port, lambda r: "writer" in r)
+        assert (report["writer"], report["transport"]) == ("_TurnWriter", "TurnServer")
         sock.close()
     finally:
         stop(process)
@@ -215,7 +216,15 @@ def test_the_twisted_internals_the_turn_writer_uses_are_there():
     descriptor = inspect.getsource(abstract.FileDescriptor)
     for name in ("self.dataBuffer", "self._tempDataBuffer", "self.connected", "self.disconnecting"):
         assert name in descriptor, name
+    # The transport finds its writer as its producer, which twisted forgets (after telling
+    # it) when the connection is lost.
+    lost = inspect.getsource(abstract.FileDescriptor.connectionLost)
+    assert "self.producer.stopProducing()" in lost and "self.producer = None" in lost
     assert "self.transport.write(" in inspect.getsource(WebSocketProtocol.sendData)
+    # A transport's class can be switched to the subclass (same layout).
+    transport = object.__new__(tcp.Server)
+    transport.__class__ = servers._turn_server_class()
+    assert isinstance(transport, tcp.Server)
 
 
 # FlowControl ------------------------------------------------------------------------------
