@@ -21,6 +21,7 @@ from channels.sessions import InstanceSessionWrapper
 from . import joins, metrics, outgoing, permissions, presence, protocol, sending, shutdown
 from .arguments import InvalidArguments
 from .conf import fc_settings
+from .deadlines import hello_deadlines
 from .dispatch import PublishError, enqueue
 from .history import alias, get_history, parse_seq, with_position
 from .hub import Hub, get_hub
@@ -206,13 +207,21 @@ class SignalConsumer:
 
     async def _read_hello(self, receive: Any) -> dict[str, Any] | None:
         """The hello frame, or None after closing the socket with the reason's code."""
+        deadlines = hello_deadlines()
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines.add(task, fc_settings.HELLO_TIMEOUT)
         try:
-            async with asyncio.timeout(fc_settings.HELLO_TIMEOUT):
-                message = await receive()
-        except TimeoutError:
+            message = await receive()
+        except asyncio.CancelledError:
+            # The deadline's own cancellation becomes the 4408 close; any other goes on.
+            if not deadlines.expired(task) or task.uncancel():
+                raise
             metrics.increment("refused_hello_timeout")
             await self.close(CloseCode.HELLO_TIMEOUT)
             return None
+        finally:
+            deadlines.discard(task)
         if message["type"] != "websocket.receive":
             return None
         if len(message.get("text") or "") > fc_settings.MAX_FRAME_SIZE:
