@@ -762,12 +762,15 @@ class SignalConsumer:
             if self._outbox_bytes > fc_settings.MAX_BUFFERED_BYTES:
                 self._overflow("it is not reading")
             return
+        flow = self._flow
         try:
-            rest = sending.start(self._frame_sender()({"type": "websocket.send", "text": text}))
+            if flow is not None and flow.send_text(text):
+                rest = None
+            else:
+                rest = sending.start(self._frame_sender()({"type": "websocket.send", "text": text}))
         except Exception as exc:
             _send_failed(self.window_id, exc)
             return
-        flow = self._flow
         if rest is not None or (flow is not None and flow.paused):
             self._outbox = deque()
             self._outbox_bytes = 0

@@ -11,7 +11,8 @@ another connection, as the websocket is not being read):
 - ``{"flow": ..., "unbounded": bytes}``: neither happened within 64 MiB.
 
 On ``/burst`` it writes ``BURST`` frames and a close at once, and records which object
-writes to the transport (``{"writer": ...}``). On ``/wrapped`` it only asks about a send wrapped in a function of its own, and records
+writes to the transport (``{"writer": ...}``). On ``/texts`` it writes ``TEXTS`` through
+``send_text`` where the server offers it, each also through the server's send. On ``/wrapped`` it only asks about a send wrapped in a function of its own, and records
 ``{"wrapped_flow": bool}``.
 """
 
@@ -26,6 +27,9 @@ from tests.lifespan import serve_lifespan
 FRAME = "x" * 16384
 LIMIT = 64 * 1024 * 1024
 BURST = 2000
+#: Around each frame header size (RFC 6455: 7-bit, 16-bit, 64-bit lengths), in bytes once
+#: encoded ("é" is two).
+TEXTS = ["", "a", "é" * 62 + "a", "b" * 126, "é" * 100, "c" * 65535, "é" * 32768, "d" * 70000]
 report: dict = {}
 
 
@@ -73,6 +77,17 @@ async def application(scope, receive, send):
         for n in range(BURST):
             await send({"type": "websocket.send", "text": f"{n}:" + "y" * (n % 300)})
         await send({"type": "websocket.close", "code": 4000, "reason": "burst done"})
+        return
+    if scope["path"] == "/texts":
+        # TEXTS written through the flow control's own framing where it offers one, each
+        # followed by the same text through the server's send, then a close.
+        flow = servers.flow_control(send)
+        framed_here = 0
+        for text in TEXTS:
+            framed_here += flow is not None and flow.send_text(text)
+            await send({"type": "websocket.send", "text": text})
+        report["framed_here"] = framed_here
+        await send({"type": "websocket.close", "code": 4000, "reason": "texts done"})
         return
     if scope["path"] == "/wrapped":
         # An ASGI middleware's own send function in front of the server's.

@@ -18,8 +18,10 @@ import sys
 import threading
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from floorchannels import servers
 from floorchannels.servers import FlowControl
@@ -203,6 +205,85 @@ def test_daphne_sends_a_turn_of_frames_together_and_in_order_before_the_close():
     assert "Traceback" not in errors, errors
 
 
+@pytest.mark.parametrize("server", ["daphne", "uvicorn-websockets-sansio"])
+def test_text_frames_built_by_floorchannels_read_as_the_servers_own(server):
+    """Under daphne a text message is framed by floorchannels (servers._TurnWriter.send_text)
+    rather than autobahn: a real websocket client reads every size the same as the
+    server's own frames, in order. Other servers send through their own send."""
+    from websockets.sync.client import connect as ws_connect
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *COMMANDS[server](port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        connect(port, time.monotonic() + 20).close()  # listening
+        with ws_connect(f"ws://127.0.0.1:{port}/texts", compression=None, max_size=None) as ws:
+            received = []
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    received.append(ws.recv(timeout=20))
+        assert closed.value.rcvd.code == 4000
+        if server == "daphne":  # twice each: framed here, then by daphne; "" by neither
+            assert received == [text for text in servers_probe_asgi.TEXTS for _ in (1, 2) if text]
+        else:
+            assert received == servers_probe_asgi.TEXTS
+        # daphne sends nothing for an empty text; neither does floorchannels' framing.
+        expected = len(servers_probe_asgi.TEXTS) - 1 if server == "daphne" else 0
+        assert get_report(port, lambda r: "framed_here" in r)["framed_here"] == expected
+    finally:
+        stop(process)
+        errors = process.stderr.read().decode(errors="replace")
+        process.stderr.close()
+    assert "Traceback" not in errors, errors
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"_perMessageCompress": object()},
+        {"trackedTimings": object()},
+        {"logFrames": True},
+        {"maskServerFrames": True},
+        {"autoFragmentSize": 1024},
+        {"send_state": 1},
+        {"state": 4},  # closing
+    ],
+)
+def test_a_socket_autobahn_would_frame_differently_uses_daphnes_send(option):
+    """Compression, fragmenting, masking, frame logging or a socket that is not open: the
+    text goes through daphne's send (send_text says False and writes nothing)."""
+    from autobahn.websocket.protocol import WebSocketProtocol
+
+    protocol = SimpleNamespace(
+        STATE_OPEN=WebSocketProtocol.STATE_OPEN,
+        SEND_STATE_GROUND=WebSocketProtocol.SEND_STATE_GROUND,
+        state=WebSocketProtocol.STATE_OPEN,
+        send_state=WebSocketProtocol.SEND_STATE_GROUND,
+        _perMessageCompress=None,
+        trackedTimings=None,
+        logFrames=False,
+        maskServerFrames=False,
+        autoFragmentSize=0,
+        maxMessagePayloadSize=0,
+    )
+    writes = []
+
+    class Recording(servers._TurnWriter):
+        __slots__ = ()
+
+        def write(self, data):
+            writes.append(data)
+
+    writer = Recording(SimpleNamespace(), protocol)
+    assert writer.send_text("plain")
+    assert writes == [b"\x81\x05plain"]
+    vars(protocol).update(option)
+    writer.plain = None
+    assert not writer.send_text("not plain")
+    assert writes == [b"\x81\x05plain"]
+
+
 def test_the_twisted_internals_the_turn_writer_uses_are_there():
     """servers._TurnWriter relies on these; an upgrade of twisted or autobahn that changes
     them fails here."""
@@ -221,6 +302,18 @@ def test_the_twisted_internals_the_turn_writer_uses_are_there():
     lost = inspect.getsource(abstract.FileDescriptor.connectionLost)
     assert "self.producer.stopProducing()" in lost and "self.producer = None" in lost
     assert "self.transport.write(" in inspect.getsource(WebSocketProtocol.sendData)
+    # What _TurnWriter.send_text checks before framing a text message itself.
+    send = inspect.getsource(WebSocketProtocol.sendMessage) + inspect.getsource(WebSocketProtocol.sendFrame)
+    for name in (
+        "_perMessageCompress",
+        "trackedTimings",
+        "autoFragmentSize",
+        "maskServerFrames",
+        "logFrames",
+    ):
+        assert f"self.{name}" in send, name
+    for name in ("maskServerFrames", "autoFragmentSize", "logFrames", "maxMessagePayloadSize"):
+        assert name in WebSocketProtocol.CONFIG_ATTRS_COMMON + WebSocketProtocol.CONFIG_ATTRS_SERVER, name
     # A transport's class can be switched to the subclass (same layout).
     transport = object.__new__(tcp.Server)
     transport.__class__ = servers._turn_server_class()
