@@ -548,6 +548,8 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         if profiler is not None:
             await asyncio.sleep(1.0)
         cpu0 = cpu_seconds(pid)
+        uses_redis = layer != "memory" and system not in ("limit", *PEERS)
+        redis_cpu0 = redis_cpu_seconds(redis_url) if uses_redis else None
         shares = [rest // len(clients) + (i < rest % len(clients)) for i in range(len(clients))]
         replies = await asyncio.gather(
             *(
@@ -556,12 +558,17 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
             )
         )
         cpu = cpu_seconds(pid) - cpu0
+        redis_cpu = redis_cpu_seconds(redis_url) - redis_cpu0 if redis_cpu0 is not None else None
         stop_profile(profiler)
         failed = sum(r["failed"] for r in replies)
         elapsed = max(r["t1"] for r in replies) - min(r["t0"] for r in replies)
         result["connect_failed"] = failed
         result["connects_per_s"] = round(rest / elapsed) if rest else None
         result["server_cpu_us_per_connect"] = round(cpu * 1e6 / max(1, rest))
+        # Redis shares the cores: the history positions read and the window's layer group.
+        result["redis_cpu_us_per_connect"] = (
+            round(redis_cpu * 1e6 / max(1, rest)) if redis_cpu is not None else None
+        )
         result["client_cpu_connect_s"] = round(sum(r["cpu"] for r in replies), 2)
         await asyncio.sleep(2.0)
         result["rss_per_conn_kib"] = round((rss_kib(pid) - rss0) / max(1, rest), 1)

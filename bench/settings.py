@@ -61,5 +61,9 @@ def channel_layers(layer: str, redis_url: str, capacity: int = CAPACITY) -> dict
 CHANNEL_LAYERS = channel_layers(LAYER, REDIS_URL)
 
 
-# BENCH_HISTORY=0 turns the per-group history off, to see what recovery costs.
-FLOORCHANNELS = {"HISTORY": os.environ.get("BENCH_HISTORY", "1") == "1"}
+# BENCH_HISTORY=0 turns the per-group history off, to see what recovery costs;
+# BENCH_GC_TUNING=0 leaves the garbage collector as Python sets it.
+FLOORCHANNELS = {
+    "HISTORY": os.environ.get("BENCH_HISTORY", "1") == "1",
+    "GC_TUNING": os.environ.get("BENCH_GC_TUNING", "1") == "1",
+}
