@@ -318,16 +318,17 @@ def _plain_protocol(protocol: Any) -> bool:
     )
 
 
-#: The last text framed, and its frame: a fan-out frames each text once.
-_last_text: str | None = None
-_last_frame = b""
+#: The last text framed, and its frame: a fan-out frames each text once. One tuple, so
+#: that a reader never sees one text with another's frame.
+_last_framed: tuple[str, bytes] = ("", b"")
 
 
 def _text_frame(text: str) -> bytes:
     """A final, unmasked websocket text frame carrying ``text`` (RFC 6455, 5.2)."""
-    global _last_text, _last_frame
-    if text is _last_text:
-        return _last_frame
+    global _last_framed
+    last = _last_framed
+    if last[0] is text:
+        return last[1]
     payload = text.encode()
     size = len(payload)
     if size < 126:
@@ -337,7 +338,7 @@ def _text_frame(text: str) -> bytes:
     else:
         header = b"\x81\x7f" + size.to_bytes(8, "big")
     frame = header + payload
-    _last_text, _last_frame = text, frame
+    _last_framed = (text, frame)
     return frame
 
 

@@ -284,6 +284,15 @@ def test_a_socket_autobahn_would_frame_differently_uses_daphnes_send(option):
     assert writes == [b"\x81\x05plain"]
 
 
+def test_a_fan_out_frames_its_text_once():
+    """Every socket of a fan-out is written the same text object: it is framed once."""
+    text = "".join(['["fan.out",{}]'])  # a text built at run time, as a message's is
+    frame = servers._text_frame(text)
+    assert servers._text_frame(text) is frame
+    assert servers._text_frame(text + " ") is not frame
+    assert servers._text_frame(text) == frame  # an equal text, framed again the same way
+
+
 def test_the_twisted_internals_the_turn_writer_uses_are_there():
     """servers._TurnWriter relies on these; an upgrade of twisted or autobahn that changes
     them fails here."""
