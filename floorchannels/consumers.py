@@ -660,6 +660,18 @@ class SignalConsumer:
     def release_held(self) -> None:
         self._release_held()
 
+    def floor_at(self, group: str, epoch: Any, seq: int) -> None:
+        """The client was just told that ``group`` stands at ``seq`` (a topic joined at
+        runtime): live copies at or below it that a hub behind still hands out are
+        dropped, as after the welcome (see _above_floors)."""
+        until = time.monotonic() + _SEAM_SECONDS
+        floors = self._floors
+        if floors is None or floors[1] != epoch:
+            self._floors = ({alias(group): seq}, epoch, until)
+        else:
+            floors[0][alias(group)] = seq
+            self._floors = (floors[0], epoch, until)
+
     def add_group(self, group: str) -> None:
         if group not in self._groups:
             self._groups = (*self._groups, group)

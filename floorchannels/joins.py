@@ -253,6 +253,8 @@ async def enter(
             try:
                 epoch, positions = await history.positions([group])
                 state["e"], state["seq"] = epoch, f"{positions[group]}-0"
+                if positions[group]:
+                    consumer.floor_at(group, epoch, positions[group])
             except Exception:
                 logger.exception("Could not read the history position of a joined topic (window %s).",
                                  consumer.window_id)  # fmt: skip

@@ -585,11 +585,11 @@ async def v2_message(window):
     return v2_frames(message["text"])
 
 
-def deliver_message(name, kwargs, seq, epoch):
-    """A broadcast group message as a publishing process sends it (version 1 frame inside)."""
+def deliver_message(name, kwargs, seq, epoch, group=BROADCAST_GROUP):
+    """A group message as a publishing process sends it (version 1 frame inside)."""
     text = protocol.encode({"type": "signal", "signal": name, "kwargs": kwargs, "id": uuid.uuid4().hex})
-    frame = with_position(text, alias(BROADCAST_GROUP), seq, epoch)
-    return {**DELIVER.build(id=uuid.uuid4().hex, frame=frame, multi=False), "group": BROADCAST_GROUP}
+    frame = with_position(text, alias(group), seq, epoch)
+    return {**DELIVER.build(id=uuid.uuid4().hex, frame=frame, multi=False), "group": group}
 
 
 async def test_a_version_2_window_gets_compact_signals():

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 
 from floorchannels import acall, metrics, presence, window_key
 from floorchannels.history import alias, get_history
+from floorchannels.hub import get_hub
 from floorchannels.joins import MAX_TOPIC_LENGTH, agrant_topic, arevoke_topic, compile_pattern, grant_topic
 from floorchannels.topics import group_for_topic
 from floorchannels.windows import load_key
@@ -26,6 +27,7 @@ from tests.conftest import (
     nothing_before_marker,
     session_headers,
 )
+from tests.test_consumers import deliver_message
 from tests.test_presence import diffs
 from tests.testapp.models import Project
 
@@ -404,6 +406,22 @@ async def test_a_join_amid_a_stream_is_answered_first_then_every_later_message_f
     # welcome): the window is in the topic by then.
     assert seqs == sorted(set(seqs)) and seqs[-1] == last + 1, (position, last, seqs)
     assert set(range(position + 1, last + 2)) <= set(seqs), (position, last, seqs)
+    await window.close()
+
+
+async def test_a_hub_that_is_behind_writes_nothing_older_than_a_joined_topics_position(alice):
+    """As after a welcome: messages of a topic published before the join's reply, still on
+    their way through a busy hub, are not written after it."""
+    window = await window_of(alice)
+    for n in range(3):
+        await published("lobby.open", n)
+    reply, _ = await request(window, "join", topic="lobby.open")
+    assert reply["result"]["seq"] == "3-0"
+    group, epoch = group_for_topic("lobby.open"), reply["result"]["e"]
+    late = [deliver_message("room.message", {"n": n}, n + 1, epoch, group) for n in range(3)]
+    await (await get_hub()).deliver_many([*late, deliver_message("room.message", {"n": 3}, 4, epoch, group)])
+    frame = await window.receive()
+    assert (frame["kwargs"], frame["seq"]) == ({"n": 3}, "4-0")
     await window.close()
 
 
