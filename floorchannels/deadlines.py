@@ -2,11 +2,11 @@
 
 A socket has ``HELLO_TIMEOUT`` seconds to say hello. ``asyncio.timeout`` around each
 socket's first read costs a timeout object, a timer handle and a bound method per connect,
-and a cancelled handle stays in the loop's heap until its deadline would have passed: a
-burst of connects paid for it in CPU and left the memory it churned fragmented. Every
-socket gets the same timeout, so the order sockets start waiting in is their deadline
-order: sockets wait in insertion-ordered queues (one per timeout value, normally one) and a
-single timer is armed for the earliest deadline.
+and a cancelled handle may stay in the loop's heap until its deadline: a burst of
+connects paid for it in CPU and in memory it churned. Every socket gets the same timeout,
+so the order sockets start waiting in is their deadline order: sockets wait in
+insertion-ordered queues (one per timeout value, normally one) and a single timer is armed
+for the earliest deadline.
 
 An expired socket's task is cancelled, as ``asyncio.timeout`` would do; :meth:`expired`
 tells the waiting code that the cancellation was the deadline's and not someone else's.
