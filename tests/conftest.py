@@ -233,6 +233,17 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+@pytest.fixture(autouse=True)
+def _browser_contexts_closed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close the browser contexts a test leaves open, passed or failed: a window that a
+    failed test left open would still be online (presence) in the module's next test."""
+    browser = request.getfixturevalue("browser") if "browser" in request.fixturenames else None
+    yield
+    if browser is not None:
+        for context in browser.contexts:
+            context.close()
+
+
 def v2_frames(text: str) -> list[Any]:
     """The frames of one protocol 2 websocket message, in order (docs/protocol.md): a frame
     object, a compact signal (an array with a string head), or a batch of those."""
