@@ -28,7 +28,8 @@ import asyncio
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 logger = logging.getLogger("floorchannels.servers")
@@ -88,8 +89,9 @@ _probes: dict[type, Callable[[Any], FlowControl | None] | None] = {}
 def flow_control(send: Any) -> FlowControl | None:
     """The flow control of the socket behind ``send``, or None where ``send`` waits itself.
 
-    Called once per socket. ``send`` is the ASGI send the application was given (Channels'
-    session wrapper around it is looked through).
+    Called once per socket, once it is open. ``send`` is the ASGI send the application was
+    given (Channels' session wrapper around it is looked through). Under daphne this also
+    lets go of what the handshake left behind (see _release_handshake).
     """
     send = _unwrap(send)
     server = _server_of(send)
@@ -180,6 +182,7 @@ def _daphne_flow_control(send: Any) -> FlowControl | None:
     transport = _daphne_transport(send)
     if transport is None:  # already disconnected
         return None
+    _release_handshake(send.args[0])
     stale = _registered_producer(transport)
     if stale is not None:
         # daphne upgrades a connection by handing its transport from the HTTP channel to
@@ -194,6 +197,11 @@ def _daphne_flow_control(send: Any) -> FlowControl | None:
             )
             return None
         transport.unregisterProducer()
+        # The channel and its upgraded request refer to each other, so only a full garbage
+        # collection would free them (with the request's headers), long after daphne has
+        # forgotten the request. Nothing reads the channel's requests again: its transport
+        # is the websocket's now.
+        del stale.requests[:]
     from twisted.internet import tcp
 
     # Plain TCP only: under TLS twisted's own write path is kept.
@@ -202,6 +210,41 @@ def _daphne_flow_control(send: Any) -> FlowControl | None:
     if type(flow) is _TurnWriter:
         transport.__class__ = _turn_server_class()
     return flow
+
+
+#: What autobahn keeps of the opening handshake (its server side reads them only while
+#: the handshake is processed): the request as received, its headers parsed, its parts and
+#: the response sent. A socket holds them for as long as it is open; with a browser's
+#: cookies and user agent, a few KiB each.
+_HANDSHAKE_STATE = (
+    "http_request_data",
+    "http_status_line",
+    "http_headers",
+    "http_request_uri",
+    "http_request_host",
+    "http_request_path",
+    "http_request_params",
+    "http_response_data",
+    "_wskey",
+)
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
+def _release_handshake(protocol: Any) -> None:
+    """Let go of what an open daphne socket keeps of its handshake and will not read again.
+
+    daphne gave the application what it needs of the request (the scope, with its own copy
+    of the headers). What stays is autobahn's (see _HANDSHAKE_STATE) and daphne's
+    ``request`` (autobahn's ConnectionRequest, the same headers and query parameters): of
+    it daphne reads only ``path``, for its access log.
+    """
+    if protocol.state != protocol.STATE_OPEN:
+        return
+    for name in _HANDSHAKE_STATE:
+        setattr(protocol, name, None)
+    request = getattr(protocol, "request", None)
+    if request is not None:
+        request.headers = request.params = _NOTHING
 
 
 class _TurnWriter(FlowControl):

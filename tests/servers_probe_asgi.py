@@ -11,7 +11,10 @@ another connection, as the websocket is not being read):
 - ``{"flow": ..., "unbounded": bytes}``: neither happened within 64 MiB.
 
 On ``/burst`` it writes ``BURST`` frames and a close at once, and records which object
-writes to the transport (``{"writer": ...}``). On ``/texts`` it writes ``TEXTS`` through
+writes to the transport (``{"writer": ...}``). On ``/handshake`` it records what daphne's
+protocol still holds of the handshake once the socket is open (``{"handshake": ...}``), and
+the report says whether the replaced HTTP channel is gone (``channel_freed``); with
+``PROBE_GC=0`` in its environment the process runs without the cyclic garbage collector. On ``/texts`` it writes ``TEXTS`` through
 ``send_text`` where the server offers it, each also through the server's send. On ``/wrapped`` it only asks about a send wrapped in a function of its own, and records
 ``{"wrapped_flow": bool}``.
 """
@@ -19,7 +22,10 @@ writes to the transport (``{"writer": ...}``). On ``/texts`` it writes ``TEXTS``
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import os
+import weakref
 
 from floorchannels import servers
 from tests.lifespan import serve_lifespan
@@ -31,6 +37,11 @@ BURST = 2000
 #: encoded ("é" is two).
 TEXTS = ["", "a", "é" * 62 + "a", "b" * 126, "é" * 100, "c" * 65535, "é" * 32768, "d" * 70000]
 report: dict = {}
+#: The HTTP channel that upgraded the /handshake socket (a weak reference).
+channel: weakref.ref | None = None
+
+if os.environ.get("PROBE_GC") == "0":
+    gc.disable()
 
 
 async def probe(send) -> None:
@@ -52,9 +63,12 @@ async def probe(send) -> None:
 
 
 async def application(scope, receive, send):
+    global channel
     if scope["type"] == "lifespan":
         return await serve_lifespan(receive, send)
     if scope["type"] == "http":
+        if channel is not None:
+            report["channel_freed"] = channel() is None
         body = json.dumps(report).encode()
         await send(
             {
@@ -77,6 +91,16 @@ async def application(scope, receive, send):
         for n in range(BURST):
             await send({"type": "websocket.send", "text": f"{n}:" + "y" * (n % 300)})
         await send({"type": "websocket.close", "code": 4000, "reason": "burst done"})
+        return
+    if scope["path"] == "/handshake":
+        protocol = send.args[0]
+        channel = weakref.ref(protocol.transport.producer)
+        servers.flow_control(send)
+        kept = [name for name in servers._HANDSHAKE_STATE if getattr(protocol, name) is not None]
+        kept += [f"request.{name}" for name in ("headers", "params") if getattr(protocol.request, name)]
+        report["handshake"] = {"kept": kept, "path": protocol.request.path}
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
         return
     if scope["path"] == "/texts":
         # TEXTS written through the flow control's own framing where it offers one, each

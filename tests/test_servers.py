@@ -238,6 +238,62 @@ def test_text_frames_built_by_floorchannels_read_as_the_servers_own(server):
     assert "Traceback" not in errors, errors
 
 
+def test_an_open_daphne_socket_keeps_nothing_of_its_handshake():
+    """Once a daphne socket is open, the request it was opened with (here with an 8 KiB
+    cookie) is not kept: not by autobahn, not in daphne's ``request`` (of which daphne's
+    access log still has the path), and the HTTP channel that upgraded it is freed without
+    a garbage collection (the server runs with the collector off)."""
+    from websockets.sync.client import connect as ws_connect
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *COMMANDS["daphne"](port)],
+        cwd=ROOT,
+        env=dict(os.environ, PROBE_GC="0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        connect(port, time.monotonic() + 20).close()  # listening
+        cookie = "session=" + "c" * 8192
+        with ws_connect(f"ws://127.0.0.1:{port}/handshake?q=1", additional_headers={"Cookie": cookie}):
+            report = get_report(port, lambda r: r.get("channel_freed"))
+            assert report["handshake"] == {"kept": [], "path": "/handshake"}
+            assert report["channel_freed"]
+    finally:
+        stop(process)
+        output = process.stdout.read().decode(errors="replace")
+        process.stdout.close()
+    assert "Traceback" not in output, output
+    assert 'WSDISCONNECT /handshake"' in output, output
+
+
+def test_autobahn_and_daphne_read_the_handshake_state_only_during_the_handshake():
+    """What servers._release_handshake lets go of is read by autobahn's server side only
+    while it processes the handshake, and of daphne's ``request`` only the path is read
+    after ``onConnect``; an upgrade that reads them later fails here."""
+    import inspect
+    import re
+
+    from daphne.ws_protocol import WebSocketProtocol
+
+    handshake = {"processHandshake", "succeedHandshake", "onConnect"}
+    for cls in WebSocketProtocol.__mro__[:-1]:
+        for name, member in vars(cls).items():
+            function = getattr(member, "__func__", member)
+            if not inspect.isfunction(function) or name in handshake:
+                continue
+            source = inspect.getsource(function)
+            for attribute in servers._HANDSHAKE_STATE:
+                assert f"self.{attribute}" not in source, (cls, name, attribute)
+            assert set(re.findall(r"self\.request\.(\w+)", source)) <= {"path"}, (cls, name)
+    assert "self.request = request" in inspect.getsource(WebSocketProtocol.onConnect)
+    # daphne leaves the upgrading channel's request list as it was.
+    from daphne.http_protocol import WebRequest
+
+    assert "self.server.protocol_disconnected(self)" in inspect.getsource(WebRequest.process)
+
+
 @pytest.mark.parametrize(
     "option",
     [
