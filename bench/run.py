@@ -444,9 +444,11 @@ def server_command(system: str, server: str, port: int) -> list[str]:
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", APPS[system]]
     if server == "granian":
         return [sys.executable, *GRANIAN, "--port", str(port), APPS[system]]
-    # --loop auto: uvloop when installed (loops() says which).
+    # --loop auto: uvloop when installed (loops() says which). BENCH_UVICORN_WS picks
+    # uvicorn's websocket implementation (--ws; default auto: websockets).
     return [sys.executable, "-m", "uvicorn", APPS[system], "--host", "127.0.0.1", "--port", str(port),
-            "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+            "--lifespan", "off", "--log-level", "warning", "--no-access-log",
+            "--ws", os.environ.get("BENCH_UVICORN_WS", "auto")]  # fmt: skip
 
 
 def start_server(system: str, server: str, port: int, env: dict) -> subprocess.Popen | Granian:
