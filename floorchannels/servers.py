@@ -90,8 +90,9 @@ def flow_control(send: Any) -> FlowControl | None:
     """The flow control of the socket behind ``send``, or None where ``send`` waits itself.
 
     Called once per socket, once it is open. ``send`` is the ASGI send the application was
-    given (Channels' session wrapper around it is looked through). Under daphne this also
-    lets go of what the handshake left behind (see _release_handshake).
+    given (Channels' session wrapper around it is looked through). Under daphne and
+    uvicorn's websockets-sansio this also lets go of what the handshake left behind (see
+    _release_handshake).
     """
     send = _unwrap(send)
     server = _server_of(send)
@@ -121,6 +122,8 @@ def _probe_for(send: Any) -> Callable[[Any], FlowControl | None] | None:
     if _is_daphne(send):
         _declare_push_producer()
         return _daphne_flow_control
+    if _is_uvicorn_sansio(send):
+        return _uvicorn_sansio_opened
     if _under_twisted():
         # daphne, but its send is hidden behind an ASGI middleware's own function: twisted
         # would buffer whatever the client leaves unread. Say so rather than pretend.
@@ -135,6 +138,28 @@ def _probe_for(send: Any) -> Callable[[Any], FlowControl | None] | None:
 def _under_twisted() -> bool:
     reactor = sys.modules.get("twisted.internet.reactor")
     return bool(getattr(reactor, "running", False))
+
+
+# uvicorn -----------------------------------------------------------------------------------
+
+
+def _is_uvicorn_sansio(send: Any) -> bool:
+    """uvicorn's ``websockets-sansio`` send (its default websocket implementation since 0.35):
+    a bound method of its protocol."""
+    owner = getattr(send, "__self__", None)
+    return (
+        type(owner).__name__ == "WebSocketsSansIOProtocol"
+        and type(owner).__module__ == "uvicorn.protocols.websockets.websockets_sansio_impl"
+    )
+
+
+def _uvicorn_sansio_opened(send: Any) -> None:
+    """Let go of the handshake's request and response that uvicorn's protocol keeps (read
+    only until the handshake completes); its send waits by itself: no flow control."""
+    protocol = send.__self__
+    if protocol.handshake_complete:
+        protocol.request = protocol.response = None
+    return None
 
 
 # daphne ------------------------------------------------------------------------------------

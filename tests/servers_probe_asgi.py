@@ -12,7 +12,7 @@ another connection, as the websocket is not being read):
 
 On ``/burst`` it writes ``BURST`` frames and a close at once, and records which object
 writes to the transport (``{"writer": ...}``). On ``/handshake`` it records what daphne's
-protocol still holds of the handshake once the socket is open (``{"handshake": ...}``), and
+protocol still holds of the handshake once the socket is open (``{"handshake": ...}``; under uvicorn's websockets-sansio, what its protocol keeps), and
 the report says whether the replaced HTTP channel is gone (``channel_freed``); with
 ``PROBE_GC=0`` in its environment the process runs without the cyclic garbage collector. On ``/texts`` it writes ``TEXTS`` through
 ``send_text`` where the server offers it, each also through the server's send. On ``/wrapped`` it only asks about a send wrapped in a function of its own, and records
@@ -93,12 +93,18 @@ async def application(scope, receive, send):
         await send({"type": "websocket.close", "code": 4000, "reason": "burst done"})
         return
     if scope["path"] == "/handshake":
-        protocol = send.args[0]
-        channel = weakref.ref(protocol.transport.producer)
-        servers.flow_control(send)
-        kept = [name for name in servers._HANDSHAKE_STATE if getattr(protocol, name) is not None]
-        kept += [f"request.{name}" for name in ("headers", "params") if getattr(protocol.request, name)]
-        report["handshake"] = {"kept": kept, "path": protocol.request.path}
+        if servers._is_daphne(send):
+            protocol = send.args[0]
+            channel = weakref.ref(protocol.transport.producer)
+            servers.flow_control(send)
+            kept = [name for name in servers._HANDSHAKE_STATE if getattr(protocol, name) is not None]
+            kept += [f"request.{name}" for name in ("headers", "params") if getattr(protocol.request, name)]
+            report["handshake"] = {"kept": kept, "path": protocol.request.path}
+        else:  # uvicorn's websockets-sansio
+            protocol = send.__self__
+            servers.flow_control(send)
+            kept = [name for name in ("request", "response") if getattr(protocol, name) is not None]
+            report["handshake"] = {"kept": kept, "path": scope["path"]}
         while (await receive())["type"] != "websocket.disconnect":
             pass
         return
