@@ -120,6 +120,8 @@ def test_metadata_depends_on_django_and_channels_only(dist):
     # redis-py 8's default socket timeout kills idle channels-redis readers (docs/operations.md).
     (redis,) = [r for r in requirements if r.name == "redis"]
     assert not redis.specifier.contains("8.0")
+    # With its C parser for Redis's replies (docs/benchmarks.md).
+    assert redis.extras == {"hiredis"}
 
 
 def test_metadata_describes_the_project(source, dist):
