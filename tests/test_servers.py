@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -82,6 +84,29 @@ def upgrade(port: int, path: bytes) -> socket.socket:
         head += sock.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
     return sock
+
+
+@contextlib.contextmanager
+def serving(server: str, **env: str) -> Iterator[SimpleNamespace]:
+    """The probe app under ``server`` on a free port, once it listens: ``.port``; after the
+    block, the server stopped, its output (stdout and stderr) in ``.output``, which must
+    show no traceback."""
+    served = SimpleNamespace(port=free_port(), output="")
+    process = subprocess.Popen(
+        [sys.executable, *COMMANDS[server](served.port)],
+        cwd=ROOT,
+        env=dict(os.environ, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        connect(served.port, time.monotonic() + 20).close()
+        yield served
+    finally:
+        stop(process)
+        served.output = process.stdout.read().decode(errors="replace")
+        process.stdout.close()
+    assert "Traceback" not in served.output, served.output
 
 
 def drain_in_background(sock: socket.socket) -> threading.Thread:
@@ -183,26 +208,14 @@ def _frame_end(data: bytes) -> int:
 def test_daphne_sends_a_turn_of_frames_together_and_in_order_before_the_close():
     """Under daphne a socket's writes of one loop turn leave together after the turn
     (servers._TurnWriter): every frame arrives, in order, and the close frame after them."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, *COMMANDS["daphne"](port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        sock = upgrade(port, b"/burst")
+    with serving("daphne") as served:
+        sock = upgrade(served.port, b"/burst")
         frames, code = read_frames(sock)
         assert [int(f.split(":")[0]) for f in frames] == list(range(servers_probe_asgi.BURST))
         assert code == 4000
-        report = get_report(port, lambda r: "writer" in r)
+        report = get_report(served.port, lambda r: "writer" in r)
         assert (report["writer"], report["transport"]) == ("_TurnWriter", "TurnServer")
         sock.close()
-    finally:
-        stop(process)
-        errors = process.stderr.read().decode(errors="replace")
-        process.stderr.close()
-    assert "Traceback" not in errors, errors
 
 
 @pytest.mark.parametrize("server", ["daphne", "uvicorn-websockets-sansio"])
@@ -212,13 +225,8 @@ def test_text_frames_built_by_floorchannels_read_as_the_servers_own(server):
     server's own frames, in order. Other servers send through their own send."""
     from websockets.sync.client import connect as ws_connect
 
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, *COMMANDS[server](port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        connect(port, time.monotonic() + 20).close()  # listening
-        with ws_connect(f"ws://127.0.0.1:{port}/texts", compression=None, max_size=None) as ws:
+    with serving(server) as served:
+        with ws_connect(f"ws://127.0.0.1:{served.port}/texts", compression=None, max_size=None) as ws:
             received = []
             with pytest.raises(ConnectionClosed) as closed:
                 while True:
@@ -230,12 +238,7 @@ def test_text_frames_built_by_floorchannels_read_as_the_servers_own(server):
             assert received == servers_probe_asgi.TEXTS
         # daphne sends nothing for an empty text; neither does floorchannels' framing.
         expected = len(servers_probe_asgi.TEXTS) - 1 if server == "daphne" else 0
-        assert get_report(port, lambda r: "framed_here" in r)["framed_here"] == expected
-    finally:
-        stop(process)
-        errors = process.stderr.read().decode(errors="replace")
-        process.stderr.close()
-    assert "Traceback" not in errors, errors
+        assert get_report(served.port, lambda r: "framed_here" in r)["framed_here"] == expected
 
 
 @pytest.mark.parametrize("server", ["daphne", "uvicorn-websockets-sansio"])
@@ -247,31 +250,18 @@ def test_an_open_socket_keeps_nothing_of_its_handshake(server):
     uvicorn: not its protocol's request and response."""
     from websockets.sync.client import connect as ws_connect
 
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, *COMMANDS[server](port)],
-        cwd=ROOT,
-        env=dict(os.environ, PROBE_GC="0"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        connect(port, time.monotonic() + 20).close()  # listening
-        cookie = "session=" + "c" * 6000
-        with ws_connect(f"ws://127.0.0.1:{port}/handshake?q=1", additional_headers={"Cookie": cookie}):
+    cookie = "session=" + "c" * 6000
+    with serving(server, PROBE_GC="0") as served:
+        url = f"ws://127.0.0.1:{served.port}/handshake?q=1"
+        with ws_connect(url, additional_headers={"Cookie": cookie}):
             if server == "daphne":
-                report = get_report(port, lambda r: r.get("channel_freed"))
+                report = get_report(served.port, lambda r: r.get("channel_freed"))
                 assert report["channel_freed"]
             else:
-                report = get_report(port, lambda r: "handshake" in r)
+                report = get_report(served.port, lambda r: "handshake" in r)
             assert report["handshake"] == {"kept": [], "path": "/handshake"}
-    finally:
-        stop(process)
-        output = process.stdout.read().decode(errors="replace")
-        process.stdout.close()
-    assert "Traceback" not in output, output
     if server == "daphne":
-        assert 'WSDISCONNECT /handshake"' in output, output
+        assert 'WSDISCONNECT /handshake"' in served.output, served.output
 
 
 def test_autobahn_and_daphne_read_the_handshake_state_only_during_the_handshake():
