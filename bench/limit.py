@@ -3,9 +3,24 @@
 It keeps its sockets' ``send`` callables in a process-local set and writes one pre-encoded
 frame to each. A text frame on the websocket ``/publish`` (or ``POST /publish``) (body: the message's kwargs as JSON) encodes the frame once
 and writes it to every socket; nothing a realtime layer does can be cheaper in this server.
+
+On ``/ws/hello/`` (the ``hello`` system of bench/run.py) a socket first exchanges what a
+floorchannels window does when it opens: the client's hello frame in, a welcome frame of
+the same size as floorchannels' out, with no key checked and nothing joined. Its connects
+are the floor of any protocol that says hello, under the same server.
 """
 
+import json
+
 sockets = set()
+
+#: A welcome as floorchannels writes one for an anonymous window with history (its size
+#: matters, not its values); ``%d`` is the protocol version the hello asked for.
+WELCOME = (
+    '{"type":"welcome","window_id":"0123456789abcdef0123456789abcdef01234567","protocol":%d,'
+    '"heartbeat":25.0,"key_expires":1764600000.0,"e":"0123456789abcdef",'
+    '"seqs":{"0123456789ab":"0-0","123456789abc":"0-0"}}'
+)
 
 
 async def application(scope, receive, send):
@@ -20,6 +35,9 @@ async def application(scope, receive, send):
     elif scope["type"] == "websocket":
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
+        if scope["path"] == "/ws/hello/":
+            hello = json.loads((await receive())["text"])
+            await send({"type": "websocket.send", "text": WELCOME % hello.get("protocol", 1)})
         sockets.add(send)
         try:
             while (await receive())["type"] != "websocket.disconnect":

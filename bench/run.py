@@ -58,6 +58,7 @@ APPS = {
     "fc": "bench.asgi:fc_application",
     "raw": "bench.asgi:raw_application",
     "limit": "bench.limit:application",
+    "hello": "bench.limit:application",
     "pysocketio": "bench.pysocketio:application",
 }
 SOCKETIO_PATH = "/socket.io/?EIO=4&transport=websocket"
@@ -65,9 +66,13 @@ PATHS = {
     "fc": "/ws/floorchannels/",
     "raw": "/ws/raw/",
     "limit": "/ws/",
+    "hello": "/ws/hello/",
     "socketio": SOCKETIO_PATH,
     "pysocketio": SOCKETIO_PATH,
 }
+#: The bare app's systems: ``limit`` opens and holds sockets, ``hello`` also exchanges a
+#: hello and a welcome as floorchannels does (bench/limit.py).
+BARE = ("limit", "hello")
 PEERS = {"socketio": "node", "pysocketio": "uvicorn"}  # the peer systems and their one server
 NODE_DIR = ROOT / "bench" / "node"
 # The columns compared with the peers: (figure, True when higher is better).
@@ -150,7 +155,8 @@ def profile(args: argparse.Namespace, system: str, pid: int, phase: str) -> subp
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
     suffix = Path(args.profile).suffix
     output = {".json": "speedscope", ".txt": "raw"}.get(suffix, "flamegraph")
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "-r", "200", "-o", args.profile, "-f", output])
+    rate = os.environ.get("BENCH_PROFILE_RATE", "200")  # samples per second
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "-r", rate, "-o", args.profile, "-f", output])
 
 
 def stop_profile(profiler: subprocess.Popen | None) -> None:
@@ -510,7 +516,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
     if socketio:
         http = SocketIOPublisher(port)
     else:
-        http = WebsocketPublisher(port) if system == "limit" else HttpPublisher(port)
+        http = WebsocketPublisher(port) if system in BARE else HttpPublisher(port)
     result: dict = {
         "system": system,
         "server": server,
@@ -524,14 +530,14 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         pid = result["server_pid"] = process.pid
         publish = (
             http
-            if system == "limit" or socketio or layer == "memory"
+            if system in BARE or socketio or layer == "memory"
             else layer_publisher(system, layer, redis_url)
         )
         clients = [
             await ClientProcess.start(
                 port,
                 PATHS[system],
-                system == "fc",
+                system in ("fc", "hello"),  # the hello system's hellos carry real keys too
                 env,
                 socketio,
                 f"127.0.0.{i + 2}" if args.sources else None,
@@ -550,7 +556,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
         if profiler is not None:
             await asyncio.sleep(1.0)
         cpu0 = cpu_seconds(pid)
-        uses_redis = layer != "memory" and system not in ("limit", *PEERS)
+        uses_redis = layer != "memory" and system not in (*BARE, *PEERS)
         redis_cpu0 = redis_cpu_seconds(redis_url) if uses_redis else None
         shares = [rest // len(clients) + (i < rest % len(clients)) for i in range(len(clients))]
         replies = await asyncio.gather(
@@ -587,7 +593,7 @@ async def trial(system: str, server: str, layer: str, args: argparse.Namespace, 
             if profiler is not None:
                 await asyncio.sleep(1.0)
             cpu0 = cpu_seconds(pid)
-            redis_cpu0 = redis_cpu_seconds(redis_url) if layer != "memory" and system != "limit" else None
+            redis_cpu0 = redis_cpu_seconds(redis_url) if layer != "memory" and system not in BARE else None
             start = time.time()
             if rate is None and isinstance(publish, HttpPublisher):
                 # One request carrying the whole burst: the server publishes it in a loop.
@@ -749,7 +755,7 @@ def summary(layer: str, trials: dict[tuple[str, str], dict]) -> dict:
         "limit_bytes_per_delivery": limit["burst"]["bytes_per_delivery"],
         **{f"fc_{key}": value for key, value in lone_frame(fc).items()},
     }
-    for system in ("fc", "limit"):
+    for system in ("fc", "limit", "hello"):
         uv = trials.get((system, "uvicorn"))
         if uv:
             line[f"uvicorn_{system}_deliveries_per_s"] = uv["burst"]["deliveries_per_s"]
@@ -811,7 +817,7 @@ def median_line(lines: list[dict]) -> dict:
 
 async def run_quick(args: argparse.Namespace, redis_url: str) -> dict:
     plan = [(s, "daphne") for s in ("fc", "raw", "limit")]
-    plan += [(s, "uvicorn") for s in ("fc", "limit")] if args.uvicorn else []
+    plan += [(s, "uvicorn") for s in ("fc", "limit", "hello")] if args.uvicorn else []
     plan += list(PEERS.items()) if args.peers else []
     if args.only:
         plan = [(s, server) for s, server in plan if f"{s}/{server}" in args.only.split(",")]

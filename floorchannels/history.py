@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 import time
-import uuid
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -83,7 +83,7 @@ class MemoryHistory:
     """
 
     def __init__(self) -> None:
-        self.epoch = uuid.uuid4().hex[:16]
+        self.epoch = secrets.token_hex(8)
         #: Last seq of each group, least recently appended first.
         self.counters: OrderedDict[str, int] = OrderedDict()
         #: Recent entries of each group, least recently appended first.
@@ -246,7 +246,7 @@ class RedisHistory:
             _APPEND,
             3,
             *self._keys(group),
-            uuid.uuid4().hex[:16],
+            secrets.token_hex(8),
             fc_settings.HISTORY_SIZE,
             max(ttl, 1),
             max(ttl * 24, 86400),
@@ -272,7 +272,7 @@ class RedisHistory:
 
     async def _read_positions(self, groups: list[str]) -> tuple[str, dict[str, int]]:
         keys = [f"{self.prefix}epoch", *(self._keys(group)[1] for group in groups)]
-        epoch, *counters = await _run(self._client(), _POSITIONS, len(keys), *keys, uuid.uuid4().hex[:16])
+        epoch, *counters = await _run(self._client(), _POSITIONS, len(keys), *keys, secrets.token_hex(8))
         epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
         return epoch, {group: int(counter) for group, counter in zip(groups, counters, strict=True)}
 

@@ -248,7 +248,18 @@ def sign(window: WindowInfo) -> str:
     bound = window.credential.to_payload()
     if bound is not None:
         payload["c"] = bound
-    return signing.dumps(payload, salt=SALT, compress=True)
+    return _signer().sign_object(payload, compress=True)
+
+
+def _signer() -> signing.TimestampSigner:
+    """The signer of window keys, as ``signing.dumps``/``loads`` would build it for every
+    call: one per secret instead, so checking a key does not build one per connect."""
+    return _signer_for(settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+
+
+@functools.lru_cache(maxsize=4)
+def _signer_for(secret: str, fallbacks: tuple[str, ...]) -> signing.TimestampSigner:
+    return signing.TimestampSigner(key=secret, fallback_keys=fallbacks, salt=SALT)
 
 
 def window_key(
@@ -308,7 +319,7 @@ def key_owner(key: Any) -> str | None:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
         return None
     try:
-        payload = signing.loads(key, salt=SALT)
+        payload = _signer().unsign_object(key)
     except (signing.BadSignature, ValueError):
         return None
     owner = payload.get("u") if isinstance(payload, dict) else None
@@ -320,7 +331,7 @@ def load_key(key: Any) -> WindowInfo:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidKey("invalid window key: missing or malformed")
     try:
-        payload = signing.loads(key, salt=SALT, max_age=fc_settings.WINDOW_KEY_MAX_AGE)
+        payload = _signer().unsign_object(key, max_age=fc_settings.WINDOW_KEY_MAX_AGE)
     except signing.SignatureExpired:
         raise ExpiredKey("window key expired") from None
     except (signing.BadSignature, ValueError):

@@ -99,6 +99,20 @@ async def test_key_signed_with_another_secret_is_refused():
     assert await expect_close(ws) == CloseCode.INVALID_KEY
 
 
+async def test_key_signed_with_a_rotated_secret_is_accepted_while_it_is_a_fallback():
+    old = "old-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+    with override_settings(SECRET_KEY=old):
+        key = make_key()
+    with override_settings(SECRET_KEY_FALLBACKS=[old]):
+        ws = await connect_raw()
+        await ws.send_json_to({"type": "hello", "window_key": key, "protocol": 1})
+        assert (await ws.receive_json_from())["type"] == "welcome"
+        await ws.disconnect()
+    ws = await connect_raw()  # the fallback retired: the same key is refused
+    await ws.send_json_to({"type": "hello", "window_key": key, "protocol": 1})
+    assert await expect_close(ws) == CloseCode.INVALID_KEY
+
+
 async def test_expired_key_is_refused():
     key = make_key()
     with override_settings(FLOORCHANNELS={"WINDOW_KEY_MAX_AGE": 1}):
