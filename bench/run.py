@@ -15,6 +15,11 @@ reached from another process, so then this process POSTs the messages to the ser
 which publishes them (the burst in one request, paced messages one request each); the limit
 app gets its messages as frames on a publisher websocket.
 
+Under uvicorn the bare app also runs as ``hello``: its sockets exchange floorchannels' hello
+(with a real window key) and a welcome of the same size, and nothing else. Its connects are
+what any protocol with a hello costs in that server: the rest of floorchannels' connect is
+its own work (key check, groups, history positions).
+
 The peers are what a team would pick instead: Node.js Socket.IO 4.8 (bench/node/server.js,
 installed there with ``npm ci``) and python-socketio under uvicorn (bench/pysocketio.py). The
 clients speak Socket.IO to them over the plain websocket transport, and the harness publishes

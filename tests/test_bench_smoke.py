@@ -33,9 +33,10 @@ TINY = ["--layer", "memory", "--clients", "20", "--messages", "10", "--paced", "
         "--client-procs", "1", "--no-uvicorn", "--quiet", "3"]  # fmt: skip
 
 
-def bench(*extra: str) -> dict:
+def bench(*extra: str, uvicorn: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    command = [sys.executable, "-m", "bench.run", *TINY, *extra]
+    tiny = [arg for arg in TINY if arg != "--no-uvicorn"] if uvicorn else TINY
+    command = [sys.executable, "-m", "bench.run", *tiny, *extra]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=190)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -96,6 +97,21 @@ def test_protocol_1_for_comparison():
     assert trial["burst"]["lost"] == 0 and trial["burst"]["duplicated"] == 0
     assert trial["paced"]["deliveries_per_message"] == 1
     assert trial["paced"]["envelope_bytes"] > 100
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(200)
+def test_the_hello_floor_says_hello_and_welcome():
+    """The ``hello`` system is the bare app with floorchannels' hello/welcome exchange: its
+    clients send a real window key and wait for a welcome of floorchannels' size, which
+    answers the protocol they asked for (the client checks it); ``limit`` only opens."""
+    trials = bench("--only", "hello/uvicorn,limit/uvicorn", uvicorn=True)["trials"]
+    by_system = {trial["system"]: trial for trial in trials}
+    assert by_system.keys() == {"hello", "limit"}
+    for trial in trials:
+        assert trial["server"] == "uvicorn" and trial["connect_failed"] == 0, trial
+        assert trial["connects_per_s"] > 0
+        assert trial["burst"]["lost"] == 0 and trial["paced"]["lost"] == 0
 
 
 def canned_trial(system: str, server: str, clients: int, deliveries: float, p99: float, kib: float) -> dict:
