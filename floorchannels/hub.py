@@ -89,7 +89,8 @@ class Socket(Protocol):
         """Write or queue a frame; never waits for the client."""
 
     def deliver(self, items: list[Outgoing]) -> None:
-        """Write or queue frames, in order; never waits for the client."""
+        """Write or queue frames, in order; never waits for the client. ``items`` may be
+        handed to every member of a group: read it, never change it."""
 
     def refresh_key(self, now: float) -> None: ...
 
@@ -480,6 +481,17 @@ class Hub:
     async def deliver_many(self, messages: list[dict[str, Any]]) -> None:
         """Write group messages to their local members: once per socket, in order per
         socket, and all of one socket's frames one after the other."""
+        group = messages[0].get("group", "")
+        if all(message.get("group", "") == group and not message.get("multi") for message in messages):
+            # One group's messages (each message alone when they come one at a time, or a
+            # burst to one group): every member gets the same frames, so they are written
+            # as the members are walked. Sorting frames by socket first took a pass over
+            # every member before the first one was written (about 2 ms per 1,000 sockets).
+            items = [Outgoing(message["frame"]) for message in messages if not self._expired(message)]
+            members = self.groups.get(group) if items else None
+            # A copy: the walk yields to the loop, where sockets join and leave.
+            await self._write_all((socket, items) for socket in list(members or ()))
+            return
         frames: dict[Socket, list[Outgoing]] = {}
         for message in messages:
             item = Outgoing(message["frame"])
@@ -489,8 +501,13 @@ class Hub:
                     frames[socket] = [item]
                 else:
                     queued.append(item)
+        await self._write_all(frames.items())
+
+    async def _write_all(self, writes: Iterable[tuple[Socket, list[Outgoing]]]) -> None:
+        """Hand each socket its frames (a list the sockets only read, maybe shared),
+        letting the loop run every ``YIELD_EVERY`` frames."""
         sent = 0
-        for socket, items in frames.items():
+        for socket, items in writes:
             socket.deliver(items)  # never waits: see SignalConsumer.push
             sent += len(items)
             self._unflushed += len(items)
@@ -499,11 +516,16 @@ class Hub:
                 await asyncio.sleep(0)
         metrics.increment("frames_sent", sent)
 
-    def _targets(self, message: dict[str, Any]) -> list[Socket]:
+    def _expired(self, message: dict[str, Any]) -> bool:
         expires = message.get("expires")
         if expires is not None and time.time() > expires:
             metrics.increment("expired")
             logger.warning("Dropped expired message %s for %s.", message.get("id"), message.get("group"))
+            return True
+        return False
+
+    def _targets(self, message: dict[str, Any]) -> list[Socket]:
+        if self._expired(message):
             return []
         members = self.groups.get(message.get("group", ""))
         if not members:

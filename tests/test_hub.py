@@ -249,6 +249,45 @@ def test_multi_group_deduplication_holds_groups_not_sockets():
     assert h._recent_groups <= hub.RECENT_GROUPS
 
 
+class RecordingSocket(FakeSocket):
+    """A member that keeps the frames it is handed, and can act when it is written to."""
+
+    def __init__(self, on_write=None) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+        self.on_write = on_write
+
+    def deliver(self, items) -> None:
+        self.texts.extend(item.text for item in items)
+        if self.on_write is not None:
+            self.on_write()
+
+
+async def test_one_groups_messages_reach_every_member_in_order(monkeypatch):
+    """A batch of one group's messages is written member by member as the group is walked:
+    each member gets every live message once, in order; an expired one reaches nobody; a
+    socket that leaves while the walk yields to the loop does not change who gets the
+    batch, and one that joins then gets none of it."""
+    monkeypatch.setattr(hub, "YIELD_EVERY", 3)  # the walk lets the loop run every 3 frames
+    h = hub.Hub(InMemoryChannelLayer())
+    h.channel_name = "floorchannels-hub.test"
+    late = RecordingSocket()
+    members = [RecordingSocket() for _ in range(6)]
+    members[0].on_write = lambda: (h.leave(members[-1], ["g"]), h.groups["g"].add(late))
+    for member in members:
+        await h.join(member, ["g"])
+    frames = [f'{{"n":{n}}}' for n in range(4)]
+    batch = [{"group": "g", "frame": frame} for frame in frames]
+    batch[2]["expires"] = 1.0  # long past
+    expired_before = metrics.snapshot().get("expired", 0)
+    await h.deliver_many(batch)
+    for member in members:
+        assert member.texts == [frames[0], frames[1], frames[3]]
+    assert late.texts == []
+    assert metrics.snapshot()["expired"] == expired_before + 1
+    h.stop()
+
+
 async def test_a_group_of_one_socket_is_a_tuple_until_a_second_joins():
     """A window's own group (and most users') has one socket: it costs a tuple, not a set,
     and membership still behaves as a set's would."""
