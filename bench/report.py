@@ -50,6 +50,7 @@ TARGET_PLAN = [
     ("socketio", "node"),
     ("pysocketio", "uvicorn"),
     ("limit", "daphne"),
+    ("hello", "uvicorn"),
     ("raw", "daphne"),
 ]
 SWEEP_PLAN = [
@@ -67,6 +68,7 @@ NAMES = {
     "socketio/node": "Node.js Socket.IO 4.8",
     "pysocketio/uvicorn": "python-socketio, uvicorn",
     "limit/daphne": "bare ASGI limit, daphne",
+    "hello/uvicorn": "bare ASGI app with hello/welcome, uvicorn",
     "raw/daphne": "raw Channels, daphne",
 }
 #: Figures of a trial in the tables: (key, heading, True when higher is better).
