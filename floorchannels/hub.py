@@ -481,6 +481,8 @@ class Hub:
     async def deliver_many(self, messages: list[dict[str, Any]]) -> None:
         """Write group messages to their local members: once per socket, in order per
         socket, and all of one socket's frames one after the other."""
+        if not messages:
+            return
         group = messages[0].get("group", "")
         if all(message.get("group", "") == group and not message.get("multi") for message in messages):
             # One group's messages (each message alone when they come one at a time, or a
