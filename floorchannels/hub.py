@@ -488,7 +488,7 @@ class Hub:
             # One group's messages (each message alone when they come one at a time, or a
             # burst to one group): every member gets the same frames, so they are written
             # as the members are walked. Sorting frames by socket first took a pass over
-            # every member before the first one was written (about 2 ms per 1,000 sockets).
+            # every member before the first one was written (docs/design.md).
             items = [Outgoing(message["frame"]) for message in messages if not self._expired(message)]
             members = self.groups.get(group) if items else None
             # A copy: the walk yields to the loop, where sockets join and leave.
